@@ -1,0 +1,66 @@
+"""YMIR error codes and the one exception type that carries them.
+
+The entrypoint turns a :class:`YmirError` into monitor state 4 with the code,
+one clear log line and a non-zero exit (see :mod:`executor.runner`).
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Optional
+
+
+class ErrorCode(IntEnum):
+    """Executor return codes as the platform documents them (SDK ``code.py``)."""
+
+    CONFIG = 300001  # config.yaml / env.yaml / hyper-parameter error
+    DATASET = 300002  # index files, annotations, class names
+    IMAGE_FORMAT = 300003  # an image that cannot be decoded
+    MODEL = 300004  # missing or unusable weights
+    OBJECT_TYPE = 300005  # task kind not supported by this image
+    CUDA_DRIVER = 300101
+    NO_GPU = 300102
+    OUT_OF_MEMORY = 300103
+    NAN_LOSS = 300201
+    NETWORK = 300301
+
+
+class YmirError(Exception):
+    """An error with a YMIR code, naming the file and field it is about.
+
+    ``str(err)`` is the one-line message written to the log and monitor.txt.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, file: Optional[str] = None,
+                 field: Optional[str] = None, line: Optional[int] = None) -> None:
+        self.code = ErrorCode(code)
+        self.message = message
+        self.file = file
+        self.field = field
+        self.line = line
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"{self.file}" + (f":{self.line}" if self.line else ""))
+        if self.field:
+            where.append(f"field '{self.field}'")
+        prefix = f"[{int(self.code)} {self.code.name.lower()}] "
+        text = self.message.replace("\n", " ").strip()
+        return prefix + (", ".join(where) + ": " if where else "") + text
+
+
+def config_error(message: str, **kw) -> YmirError:
+    return YmirError(ErrorCode.CONFIG, message, **kw)
+
+
+def dataset_error(message: str, **kw) -> YmirError:
+    return YmirError(ErrorCode.DATASET, message, **kw)
+
+
+def image_error(message: str, **kw) -> YmirError:
+    return YmirError(ErrorCode.IMAGE_FORMAT, message, **kw)
+
+
+def model_error(message: str, **kw) -> YmirError:
+    return YmirError(ErrorCode.MODEL, message, **kw)

@@ -1,0 +1,82 @@
+"""Index files: ``train-index.tsv`` / ``val-index.tsv`` (image TAB annotation) and
+``candidate-index.tsv`` (one image per line).
+
+Split on TAB only (paths may hold spaces), skip blank lines, map ``/in`` paths
+with the run's :class:`~executor.env.PathMap`. Readers stream: candidates of a
+100 000-image pool are never all held at once unless the caller asks.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, List, Optional
+
+from .env import PathMap
+from .errors import dataset_error
+from .records import IndexEntry
+
+
+def iter_index(path: str, *, columns: int, path_map: Optional[PathMap] = None,
+               check_exists: bool = True) -> Iterator[IndexEntry]:
+    """Yield the entries of an index file with ``columns`` = 2 (image, annotation) or 1 (candidates).
+
+    A candidate file whose lines carry a second column (older exports) is accepted:
+    the first field is the image.
+    """
+    path_map = path_map or PathMap()
+    if not path:
+        raise dataset_error("index file path is empty in env.yaml", field="input")
+    if not os.path.isfile(path):
+        raise dataset_error("index file not found", file=path)
+    try:
+        f = open(path, "r", encoding="utf-8", newline="")
+    except OSError as e:
+        raise dataset_error(f"cannot open index file: {e.strerror}", file=path) from None
+    with f:
+        for lineno, raw in enumerate(_lines(f, path), start=1):
+            text = raw.rstrip("\r\n")
+            if not text.strip():
+                continue
+            parts = text.split("\t")
+            if columns == 2:
+                if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+                    raise dataset_error(
+                        f"expected 'image<TAB>annotation', got {len(parts)} field(s): {text[:120]!r}",
+                        file=path, line=lineno)
+                image, ann = parts[0].strip(), parts[1].strip()
+            else:
+                image, ann = parts[0].strip(), None
+                if not image:
+                    raise dataset_error(f"empty image path: {text[:120]!r}", file=path, line=lineno)
+            local_image = path_map(image)
+            local_ann = path_map(ann) if ann else None
+            if check_exists:
+                if not os.path.isfile(local_image):
+                    raise dataset_error(f"image not found: {image}", file=path, line=lineno)
+                if local_ann is not None and not os.path.isfile(local_ann):
+                    raise dataset_error(f"annotation not found: {ann}", file=path, line=lineno)
+            yield IndexEntry(image=local_image, annotation=local_ann, line=lineno, raw_image=image)
+
+
+def _lines(f, path: str) -> Iterator[str]:
+    try:
+        for line in f:
+            yield line
+    except UnicodeDecodeError:
+        raise dataset_error("index file is not UTF-8 text", file=path) from None
+
+
+def read_index(path: str, *, path_map: Optional[PathMap] = None, check_exists: bool = True) -> List[IndexEntry]:
+    """All (image, annotation) entries of a train/val index file."""
+    return list(iter_index(path, columns=2, path_map=path_map, check_exists=check_exists))
+
+
+def iter_candidates(path: str, *, path_map: Optional[PathMap] = None,
+                    check_exists: bool = True) -> Iterator[IndexEntry]:
+    """Candidates of ``candidate-index.tsv``, streamed."""
+    return iter_index(path, columns=1, path_map=path_map, check_exists=check_exists)
+
+
+def count_lines(path: str) -> int:
+    """Non-blank lines of an index file (the count the platform and verifier use)."""
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if line.strip())

@@ -1,0 +1,188 @@
+"""The dispatcher behind ``ymir-executor run``: env.yaml + config.yaml → the task kind's
+``train(ctx)``, or ``mine(ctx)`` then ``infer(ctx)``.
+
+Failures end with monitor state 4 and the YMIR code, one clear log line and a
+non-zero exit; result files already written stay as they are.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import yaml
+
+from .env import Env, PathMap, load_env
+from .errors import ErrorCode, YmirError, config_error
+from .hyperparams import RunConfig, load_config
+from .monitor import Monitor
+from .registry import TaskKind, get_kind, kind_for_object_type
+
+log = logging.getLogger("ymir-executor")
+
+# Unexpected failures get the platform's own "container error" code so that the
+# UI shows our message instead of a bare exit status.
+UNEXPECTED_ERROR_CODE = 160004
+
+
+@dataclass
+class TaskContext:
+    """Everything a task implementation needs; paths in ``env`` are local."""
+
+    env: Env
+    cfg: RunConfig
+    kind: TaskKind
+    task: str  # 'training' | 'mining' | 'infer'
+    monitor: Monitor
+
+    def progress(self, percent: float, *, force: bool = False) -> None:
+        self.monitor.update(self.task, percent, force=force)
+
+    @property
+    def class_names(self) -> List[str]:
+        return self.cfg.class_names
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Always writes to the current sys.stdout (the platform captures stdout into its log)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def setup_logging(level: str = "INFO") -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_ymir", False) for h in root.handlers):
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                               "%Y-%m-%d %H:%M:%S"))
+        handler._ymir = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _manifest_object_type(path: str) -> Optional[int]:
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    ot = data.get("object_type") if isinstance(data, dict) else None
+    return ot if isinstance(ot, int) and not isinstance(ot, bool) else None
+
+
+def resolve_kind(env: Env, raw_config: dict, forced_kind: Optional[str] = None) -> TaskKind:
+    """The kind from ``--kind``, config ``object_type`` (YMIR >= 2.4), the image manifest, or
+    the ``YMIR_EXECUTOR_KIND`` variable baked into an image."""
+    if forced_kind:
+        return get_kind(forced_kind)
+    ot = raw_config.get("object_type") if isinstance(raw_config, dict) else None
+    if ot not in (None, ""):
+        try:
+            return kind_for_object_type(int(ot))
+        except (TypeError, ValueError):
+            raise config_error(f"expected an integer object type, got {ot!r}", file=env.input.config_file,
+                               field="object_type") from None
+    ot = _manifest_object_type(env.manifest_file)
+    if ot is not None:
+        return kind_for_object_type(ot)
+    name = os.environ.get("YMIR_EXECUTOR_KIND")
+    if name:
+        return get_kind(name)
+    return kind_for_object_type(2)  # a missing manifest means detection for the platform
+
+
+def _read_raw_config(path: str) -> dict:
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}  # load_config reports the precise error later
+    return raw if isinstance(raw, dict) else {}
+
+
+def plan_tasks(env: Env, only: Optional[str] = None) -> List[str]:
+    if only:
+        return [only]
+    if env.run_training:
+        return ["training"]
+    return [t for t, on in (("mining", env.run_mining), ("infer", env.run_infer)) if on]
+
+
+def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = None,
+        kind_name: Optional[str] = None) -> int:
+    """Run the tasks env.yaml asks for; return the process exit status."""
+    setup_logging(os.environ.get("YMIR_LOG_LEVEL", "INFO"))
+    path_map = PathMap(os.path.abspath(in_dir), os.path.abspath(out_dir)) if (in_dir, out_dir) != ("/in", "/out") \
+        else PathMap()
+    env_file = str(Path(path_map.in_dir) / "env.yaml")
+    monitor = Monitor(path_map("/out/monitor.txt"), "default-task")
+    try:
+        env = load_env(env_file, path_map)
+        tasks = plan_tasks(env, only)
+        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"])
+        Path(env.output.root_dir).mkdir(parents=True, exist_ok=True)
+        monitor.start()
+        if not tasks:
+            log.warning("env.yaml asks for no task (run_training, run_mining and run_infer are all false)")
+            monitor.finish()
+            return 0
+        raw = _read_raw_config(env.input.config_file)
+        kind = resolve_kind(env, raw, kind_name)
+        log.info("kind=%s tasks=%s protocol=%s task_id=%s", kind.name, "+".join(tasks),
+                 env.protocol_version, env.task_id)
+        # Validate every task's config before any work starts.
+        configs = {t: load_config(env.input.config_file, kind.schemas[t]) for t in tasks}
+        for task in tasks:
+            ctx = TaskContext(env=env, cfg=configs[task], kind=kind, task=task, monitor=monitor)
+            fn = kind.entrypoint(task)
+            log.info("%s: start", task)
+            fn(ctx)
+            monitor.update(task, 1.0, force=True)
+            log.info("%s: done", task)
+        monitor.finish()
+        return 0
+    except YmirError as e:
+        log.error("%s", e.one_line())
+        _safe_fail(monitor, int(e.code), e.one_line())
+        return 1
+    except MemoryError:
+        log.error("out of memory")
+        _safe_fail(monitor, int(ErrorCode.OUT_OF_MEMORY), "out of memory")
+        return 1
+    except KeyboardInterrupt:
+        _safe_fail(monitor, UNEXPECTED_ERROR_CODE, "interrupted")
+        return 130
+    except Exception as e:  # anything else: keep the traceback in monitor.txt for the UI
+        code = classify_exception(e)
+        msg = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        log.error("unexpected failure: %s", msg)
+        log.debug("%s", traceback.format_exc())
+        traceback.print_exc(file=sys.stdout)
+        _safe_fail(monitor, code, msg, traceback.format_exc().splitlines())
+        return 1
+
+
+def classify_exception(e: BaseException) -> int:
+    text = str(e).lower()
+    if "out of memory" in text:
+        return int(ErrorCode.OUT_OF_MEMORY)
+    if "nan" in text.split() or "loss is nan" in text or "non-finite loss" in text:
+        return int(ErrorCode.NAN_LOSS)
+    return UNEXPECTED_ERROR_CODE
+
+
+def _safe_fail(monitor: Monitor, code: int, message: str, details: Optional[List[str]] = None) -> None:
+    try:
+        monitor.fail(code, message, details or [])
+    except OSError as err:  # /out not writable: nothing more we can do but say so
+        log.error("cannot write %s: %s", monitor.path, err)

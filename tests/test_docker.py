@@ -1,0 +1,148 @@
+"""What can be checked of the images without a Docker engine: the compose file,
+the Dockerfile's contract-relevant lines, and start.sh running the CLI against a
+read-only in-folder as a non-root user."""
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from executor.monitor import parse_monitor
+from executor.registry import all_kinds
+
+from conftest import REPO, write_config, write_env
+
+
+def test_compose_services_mount_in_read_only_and_out_writable():
+    doc = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert {"train", "mining", "infer"} <= set(doc["services"])
+    for name in ("train", "mining", "infer"):
+        svc = doc["services"][name]
+        assert "./workspace/in:/in:ro" in svc["volumes"] and "./workspace/out:/out" in svc["volumes"]
+        assert svc["shm_size"] and svc["user"].startswith("${YMIR_USER")
+        assert svc["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+        assert svc["build"]["dockerfile"] == "Dockerfile.cuda"
+    assert doc["services"]["train"]["command"][:2] == ["ymir-executor", "train"]
+    assert "command" not in doc["services"]["run"]  # the platform's way: the image's CMD
+
+
+def _final_stage(text):
+    return text[text.rindex("\nFROM "):]
+
+
+def test_dockerfile_runs_start_sh_and_prints_nothing_before_a_command():
+    text = (REPO / "Dockerfile.cuda").read_text()
+    final = _final_stage(text)
+    assert re.search(r"^ENTRYPOINT \[\]$", final, re.M), "the CUDA base image's banner entrypoint must be cleared"
+    assert re.search(r'^CMD \["bash", "/usr/bin/start.sh"\]$', final, re.M)
+    assert "COPY docker/start.sh /usr/bin/start.sh" in final
+    assert "COPY docker/${KIND}/img-man /img-man" in final
+    for var in ("HOME=/tmp", "MPLCONFIGDIR=", "XDG_CACHE_HOME=", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python"):
+        assert var in final
+    assert "FORCE_CUDA=1" in text and "MMCV_WITH_OPS=1" in text and "constraints.txt" in text
+    for kind in all_kinds():
+        assert (REPO / "docker" / kind.name / "img-man" / "manifest.yaml").is_file()
+
+
+def test_start_sh_is_a_plain_bash_script_that_execs_the_cli():
+    text = (REPO / "docker" / "start.sh").read_text()
+    assert text.startswith("#!/usr/bin/env bash")
+    assert re.search(r"^exec ymir-executor run ", text, re.M)
+    assert subprocess.run(["bash", "-n", str(REPO / "docker" / "start.sh")]).returncode == 0
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _usable_by_nobody(python: str) -> bool:
+    # through a shell, as start.sh will exec it (setpriv alone may open the binary before dropping rights)
+    r = subprocess.run(NOBODY + ["sh", "-c", f'exec "{python}" -c "import yaml, numpy"'], capture_output=True,
+                       env={"PYTHONPATH": _site_packages()})
+    return r.returncode == 0
+
+
+def _site_packages() -> str:
+    import numpy
+    return str(Path(numpy.__file__).resolve().parent.parent)
+
+
+def _cli_dir(tmp: Path) -> str:
+    """A folder holding `ymir-executor`: the installed console script if the test user can run it.
+
+    Here the venv's interpreter lives under root's private home (pyenv), which an
+    arbitrary uid cannot read; the image's /opt/venv has no such problem. Then a
+    system python 3 of the same minor version runs the same code and packages.
+    """
+    real = Path(sys.executable).parent / "ymir-executor"
+    python = sys.executable
+    if os.geteuid() == 0 and not _usable_by_nobody(sys.executable):
+        python = "/usr/bin/python3"
+        if not (Path(python).exists() and _usable_by_nobody(python)):
+            pytest.skip("no python interpreter that a non-root user can run")
+    elif real.is_file():
+        return str(real.parent)
+    shim = tmp / "bin" / "ymir-executor"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{python}" -m executor "$@"\n')
+    shim.chmod(0o755)
+    shim.parent.chmod(0o755)
+    return str(shim.parent)
+
+
+def _run_start_sh(in_dir: Path, out_dir: Path, tmp: Path):
+    env = {"PATH": _cli_dir(tmp) + ":/usr/bin:/bin", "YMIR_IN": str(in_dir), "YMIR_OUT": str(out_dir),
+           "PYTHONPATH": f"{REPO}:{_site_packages()}", "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = ["bash", str(REPO / "docker" / "start.sh")]
+    if os.geteuid() == 0:  # as the platform may: an arbitrary non-root uid
+        cmd = NOBODY + cmd
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def shared_tmp():
+    # pytest's tmp_path is private to root; the non-root user needs to traverse this one.
+    d = Path(tempfile.mkdtemp(prefix="ymir-start-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _read_only(path: Path):
+    for p in [path, *path.rglob("*")]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+
+
+def test_start_sh_as_non_root_with_read_only_in(shared_tmp):
+    in_dir, out_dir = shared_tmp / "in", shared_tmp / "out"
+    write_env(in_dir, run_training=False)  # a run that asks for nothing: exercises env + monitor only
+    write_config(in_dir, {"class_names": ["a"]})
+    out_dir.mkdir()
+    out_dir.chmod(0o777)
+    _read_only(in_dir)
+    r = _run_start_sh(in_dir, out_dir, shared_tmp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = parse_monitor((out_dir / "monitor.txt").read_text())
+    assert rec["state"] == 2 and rec["percent"] == 1.0 and rec["task_id"] == "t-test"
+    if os.geteuid() == 0:
+        assert (out_dir / "monitor.txt").stat().st_uid == 65534
+    assert sorted(p.name for p in in_dir.iterdir()) == ["config.yaml", "env.yaml"]
+
+
+def test_start_sh_reports_a_bad_config_as_non_root(shared_tmp):
+    in_dir, out_dir = shared_tmp / "in", shared_tmp / "out"
+    write_env(in_dir)
+    write_config(in_dir, text="class_names: [a\n")
+    out_dir.mkdir()
+    out_dir.chmod(0o777)
+    _read_only(in_dir)
+    r = _run_start_sh(in_dir, out_dir, shared_tmp)
+    assert r.returncode == 1
+    rec = parse_monitor((out_dir / "monitor.txt").read_text())
+    assert rec["state"] == 4 and rec["return_code"] == 300001
+    assert "config.yaml" in r.stdout and "malformed yaml" in r.stdout

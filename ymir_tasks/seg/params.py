@@ -1,0 +1,31 @@
+"""Hyper-parameters of the segmentation image (the seed's training / infer / mining tables)."""
+from executor.hyperparams import Param, Schema, common_params
+
+TRAINING = Schema("seg", "training", common_params("training", export_format="seg-coco:raw") + [
+    Param("config_file", "str", "fastscnn", "model preset name or path of an mmseg config file"),
+    Param("max_iters", "int", 20000, "training iterations", min=1),
+    Param("interval", "int", 2000, "evaluation and checkpoint interval in iterations", min=1),
+    Param("max_keep_ckpts", "int", -1, "checkpoints to keep (-1: all)", min=-1),
+    Param("save_least_file", "bool", True, "keep only the files the result stages need"),
+    Param("ignore_blank_area", "bool", False,
+          "ignore unlabelled pixels (255) instead of learning them as a background class"),
+    Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
+    Param("args_options", "str", "", "extra training options (documented subset)"),
+])
+
+INFER = Schema("seg", "infer", common_params("infer"))
+
+MINING = Schema("seg", "mining", common_params("mining") + [
+    Param("mining_algorithm", "str", "RSAL", "mining algorithm", choices=("RSAL", "RIPU")),
+    Param("superpixel_algorithm", "str", "slico", "superpixel algorithm",
+          choices=("slico", "slic", "mslic", "seeds")),
+    Param("uncertainty_method", "str", "BvSB", "pixel uncertainty", choices=("BvSB",)),
+    Param("max_superpixel_per_image", "int", 1024, "maximum number of superpixels in one image", min=1),
+    Param("max_kept_mining_image", "int", 5000, "images whose regions to label are saved as masks", min=0),
+    Param("topk_superpixel_score", "int", 3, "minimal number of superpixels to label in one image", min=1),
+    Param("class_balance", "bool", True, "weight uncertainty by class rarity"),
+    Param("fp16", "bool", True, "half-precision forward pass on GPU"),
+    Param("ripu_region_radius", "int", 1, "RIPU region radius in superpixel neighbourhoods", min=1),
+])
+
+SCHEMAS = {"training": TRAINING, "infer": INFER, "mining": MINING}
