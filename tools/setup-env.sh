@@ -23,8 +23,11 @@ if [[ ! -x $VENV/bin/python ]]; then
   say "creating virtual environment $VENV"
   "$PY" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# pip's configured local indexes lack most projects; its "Location ... is ignored"
+# warnings say nothing about this install, so they are filtered out.
+pipi() { "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "^WARNING: Location '" >&2); }
+PIP=(pipi)
 
 say "1/5 torch (CPU), numpy and build tools"
 "${PIP[@]}" "${C[@]}" torch numpy setuptools wheel ninja psutil
@@ -46,6 +49,7 @@ say "3/5 OpenMMLab packages and the rest of the stack"
 # mmdet3d and its dataset SDKs declare heavy or conflicting deps (open3d, flake8,
 # black, plotly): install them bare, their import-time needs are listed above.
 "${PIP[@]}" "${C[@]}" --no-deps mmdet3d nuscenes-devkit lyft-dataset-sdk
+say "    (pip's notes that black, flake8, plotly, open3d or opencv-python are missing are expected)"
 
 say "4/5 opencv: contrib build last so that cv2.ximgproc exists"
 "$VENV/bin/python" -m pip uninstall -y -q opencv-python opencv-python-headless opencv-contrib-python-headless 2>/dev/null || true
