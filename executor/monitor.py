@@ -37,6 +37,7 @@ class Monitor:
     task_id: str
     tasks: Sequence[str] = ("training",)
     min_interval_s: float = 1.0
+    enabled: bool = True  # False in the non-zero ranks of a multi-process run: rank 0 reports
     _last_write: float = field(default=0.0, init=False)
     _last_percent: float = field(default=-1.0, init=False)
     _ranges: Dict[str, Tuple[float, float]] = field(default_factory=dict, init=False)
@@ -51,6 +52,8 @@ class Monitor:
 
     def update(self, task: str, percent: float, *, force: bool = False) -> None:
         """Report ``percent`` in [0, 1] of ``task``; throttled unless forced. Never goes backwards."""
+        if not self.enabled:
+            return
         value = max(self.overall(task, percent), self._last_percent)
         now = time.time()
         if not force and now - self._last_write < self.min_interval_s and value - self._last_percent < 0.05:
@@ -65,11 +68,15 @@ class Monitor:
         self.update(self.tasks[0] if self.tasks else "training", 0.0, force=True)
 
     def finish(self) -> None:
+        if not self.enabled:
+            return
         ts = max(time.time(), self._last_write + 1e-6)
         atomic_write_text(self.path, format_monitor(self.task_id, 1.0, STATE_RUNNING, timestamp=ts))
         self._last_write, self._last_percent = ts, 1.0
 
     def fail(self, code: int, message: str, details: Sequence[str] = ()) -> None:
+        if not self.enabled:
+            return
         ts = max(time.time(), self._last_write + 1e-6)
         atomic_write_text(self.path, format_monitor(self.task_id, 1.0, STATE_ERROR, code, message,
                                                     details, timestamp=ts))

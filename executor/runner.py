@@ -129,7 +129,9 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
     try:
         env = load_env(env_file, path_map)
         tasks = plan_tasks(env, only)
-        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"])
+        # In a torchrun worker only rank 0 reports progress.
+        worker_rank = int(os.environ.get("RANK", "0")) if os.environ.get("YMIR_EXECUTOR_WORKER") == "1" else 0
+        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"], enabled=worker_rank == 0)
         Path(env.output.root_dir).mkdir(parents=True, exist_ok=True)
         monitor.start()
         if not tasks:

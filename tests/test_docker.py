@@ -60,45 +60,61 @@ def test_start_sh_is_a_plain_bash_script_that_execs_the_cli():
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
-def _usable_by_nobody(python: str) -> bool:
+def _usable_by_nobody(python: str, pythonpath: str) -> bool:
     # through a shell, as start.sh will exec it (setpriv alone may open the binary before dropping rights)
-    r = subprocess.run(NOBODY + ["sh", "-c", f'exec "{python}" -c "import yaml, numpy"'], capture_output=True,
-                       env={"PYTHONPATH": _site_packages()})
+    r = subprocess.run(NOBODY + ["sh", "-c", f'exec "{python}" -c "import yaml, executor.cli"'],
+                       capture_output=True, env={"PYTHONPATH": pythonpath})
     return r.returncode == 0
 
 
-def _site_packages() -> str:
-    import numpy
-    return str(Path(numpy.__file__).resolve().parent.parent)
+def _portable_tree(tmp: Path) -> str:
+    """A world-readable copy of what the CLI needs on this path (the package and PyYAML).
 
-
-def _cli_dir(tmp: Path) -> str:
-    """A folder holding `ymir-executor`: the installed console script if the test user can run it.
-
-    Here the venv's interpreter lives under root's private home (pyenv), which an
-    arbitrary uid cannot read; the image's /opt/venv has no such problem. Then a
-    system python 3 of the same minor version runs the same code and packages.
+    The checkout may sit in a private folder (CI clones into one) and the venv's
+    interpreter under root's private home, neither readable by an arbitrary uid;
+    inside the image everything is under /opt and /app, readable by all.
     """
-    real = Path(sys.executable).parent / "ymir-executor"
-    python = sys.executable
-    if os.geteuid() == 0 and not _usable_by_nobody(sys.executable):
-        python = "/usr/bin/python3"
-        if not (Path(python).exists() and _usable_by_nobody(python)):
+    import yaml as yaml_pkg
+
+    lib = tmp / "lib"
+    for pkg in ("executor", "ymir_tasks"):
+        shutil.copytree(REPO / pkg, lib / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(yaml_pkg.__file__).parent, lib / "yaml", ignore=shutil.ignore_patterns("__pycache__"))
+    for so in Path(yaml_pkg.__file__).parent.parent.glob("_yaml*"):
+        (shutil.copytree if so.is_dir() else shutil.copy)(so, lib / so.name)
+    for p in [lib, *lib.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return str(lib)
+
+
+def _cli(tmp: Path):
+    """(folder with `ymir-executor`, PYTHONPATH) for the user the test runs start.sh as."""
+    if os.geteuid() != 0:
+        real = Path(sys.executable).parent / "ymir-executor"
+        if real.is_file():
+            return str(real.parent), str(REPO)
+        python, pythonpath = sys.executable, str(REPO)
+    else:
+        pythonpath = _portable_tree(tmp)
+        python = next((p for p in (sys.executable, "/usr/bin/python3")
+                       if Path(p).exists() and _usable_by_nobody(p, pythonpath)), None)
+        if python is None:
             pytest.skip("no python interpreter that a non-root user can run")
-    elif real.is_file():
-        return str(real.parent)
     shim = tmp / "bin" / "ymir-executor"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nexec "{python}" -m executor "$@"\n')
     shim.chmod(0o755)
     shim.parent.chmod(0o755)
-    return str(shim.parent)
+    return str(shim.parent), pythonpath
 
 
 def _run_start_sh(in_dir: Path, out_dir: Path, tmp: Path):
-    env = {"PATH": _cli_dir(tmp) + ":/usr/bin:/bin", "YMIR_IN": str(in_dir), "YMIR_OUT": str(out_dir),
-           "PYTHONPATH": f"{REPO}:{_site_packages()}", "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = ["bash", str(REPO / "docker" / "start.sh")]
+    bin_dir, pythonpath = _cli(tmp)
+    env = {"PATH": bin_dir + ":/usr/bin:/bin", "YMIR_IN": str(in_dir), "YMIR_OUT": str(out_dir),
+           "PYTHONPATH": pythonpath, "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = ["bash", str(tmp / "start.sh")]
+    shutil.copy(REPO / "docker" / "start.sh", tmp / "start.sh")
+    (tmp / "start.sh").chmod(0o755)
     if os.geteuid() == 0:  # as the platform may: an arbitrary non-root uid
         cmd = NOBODY + cmd
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

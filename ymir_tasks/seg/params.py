@@ -2,18 +2,31 @@
 from executor.hyperparams import Param, Schema, common_params
 
 TRAINING = Schema("seg", "training", common_params("training", export_format="seg-coco:raw") + [
-    Param("config_file", "str", "fastscnn", "model preset name or path of an mmseg config file"),
+    Param("config_file", "str", "fastscnn",
+          "model preset (fastscnn, deeplabv3plus, tiny) or the path of an mmseg config file"),
+    Param("img_size", "str", "", "training image size 'W,H' or one number (empty: the preset's)"),
+    Param("learning_rate", "float", 0.0, "initial learning rate (0: the preset's)", min=0.0),
     Param("max_iters", "int", 20000, "training iterations", min=1),
     Param("interval", "int", 2000, "evaluation and checkpoint interval in iterations", min=1),
     Param("max_keep_ckpts", "int", -1, "checkpoints to keep (-1: all)", min=-1),
-    Param("save_least_file", "bool", True, "keep only the files the result stages need"),
+    Param("save_least_file", "bool", True,
+          "keep only the files the result stages need; false adds the kept checkpoints to the 'last' stage"),
+    Param("early_stop_patience", "int", 0,
+          "stop when mIoU has not improved for this many evaluations (0: never)", min=0),
+    Param("fp16", "bool", False, "mixed-precision training (GPU only; ignored on CPU)"),
+    Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one"),
     Param("ignore_blank_area", "bool", False,
           "ignore unlabelled pixels (255) instead of learning them as a background class"),
     Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
-    Param("args_options", "str", "", "extra training options (documented subset)"),
+    Param("args_options", "str", "",
+          "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),
 ])
 
-INFER = Schema("seg", "infer", common_params("infer"))
+INFER = Schema("seg", "infer", common_params("infer") + [
+    Param("img_size", "str", "", "inference image size 'W,H' (empty: the training size)"),
+    Param("save_color_mask", "bool", False, "also write colour PNG masks to /out/masks"),
+    Param("fp16", "bool", False, "half-precision forward pass (GPU only)"),
+])
 
 MINING = Schema("seg", "mining", common_params("mining") + [
     Param("mining_algorithm", "str", "RSAL", "mining algorithm", choices=("RSAL", "RIPU")),

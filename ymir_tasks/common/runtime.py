@@ -1,0 +1,142 @@
+"""OpenMMLab runtime helpers shared by the task kinds: the device, distributed
+launch through torchrun, loading of our own checkpoints under torch >= 2.6, and
+the per-process task context the registered hooks read."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional
+
+from executor.errors import ErrorCode, YmirError, model_error
+from executor.monitor import parse_monitor
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = "YMIR_EXECUTOR_WORKER"
+_CONTEXT: Dict[str, Any] = {}
+
+
+def set_task_context(ctx, **extra: Any) -> None:
+    """Make the task context visible to hooks built from (serialisable) configs."""
+    _CONTEXT.clear()
+    _CONTEXT.update(extra, ctx=ctx)
+
+
+def task_context() -> Dict[str, Any]:
+    return _CONTEXT
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def device() -> str:
+    if cuda_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"
+
+
+def wants_distributed(ctx) -> bool:
+    """Several processes when the platform gives several GPUs (or asks for them on CPU, as tests do)."""
+    return ctx.cfg.gpu_count > 1 and os.environ.get(WORKER_ENV) != "1"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_workers(ctx, nproc: int) -> None:
+    """Run this task again in ``nproc`` processes under torchrun and wait for them.
+
+    Rank 0 writes monitor.txt and the results; a failed worker's code is kept.
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+           "-m", "executor", {"training": "train", "mining": "mine", "infer": "infer"}[ctx.task],
+           "--in", ctx.env.path_map.in_dir, "--out", ctx.env.path_map.out_dir, "--kind", ctx.kind.name]
+    env = dict(os.environ, **{WORKER_ENV: "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    log.info("%s: launching %d processes: %s", ctx.task, nproc, " ".join(cmd))
+    ctx.monitor.update(ctx.task, 0.0, force=True)
+    proc = subprocess.run(cmd, env=env)
+    if proc.returncode != 0:
+        code, message = int(ErrorCode.MODEL), f"a {ctx.task} worker failed with exit status {proc.returncode}"
+        try:
+            rec = parse_monitor(open(ctx.env.output.monitor_file, encoding="utf-8").read())
+            if rec.get("state") == 4:
+                code, message = int(rec.get("return_code", code)), str(rec.get("message", message))
+        except (OSError, ValueError):
+            pass
+        raise YmirError(code, message)
+
+
+def init_distributed_if_worker() -> Optional[str]:
+    """Initialise the process group in a torchrun worker; returns mmengine's launcher name."""
+    if os.environ.get(WORKER_ENV) != "1" or "RANK" not in os.environ:
+        return None
+    import torch
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+    return "pytorch"
+
+
+@contextmanager
+def trusted_checkpoints() -> Iterator[None]:
+    """Let torch.load read this run's own mmengine checkpoints (numpy scalars, HistoryBuffer).
+
+    torch >= 2.6 loads with ``weights_only=True`` by default, which refuses mmengine's
+    resume state. Only checkpoints this executor wrote in /out are loaded inside;
+    model files from outside go through :func:`load_state_dict_file` (weights only).
+    """
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def load_state_dict_file(path: str) -> Dict[str, Any]:
+    """A plain state dict from a model file that arrived from outside (weights only, never code)."""
+    import torch
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle with code, truncated file, not a torch file
+        raise model_error(f"cannot load weights ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                          file=path) from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj:
+        raise model_error("not a state dict", file=path)
+    return obj
+
+
+def plain_state_dict(model) -> Dict[str, Any]:
+    """The model's weights as CPU tensors, unwrapped from DDP: loads with weights_only=True."""
+    module = getattr(model, "module", model)
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}

@@ -1,0 +1,159 @@
+"""Builds the mmengine config of a segmentation run from a preset (``configs/seg``)
+and the YMIR hyper-parameters."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from executor.errors import config_error
+
+from ..common.options import parse_args_options, parse_cfg_options, parse_img_size
+
+CONFIGS_DIR = Path(os.environ.get("YMIR_CONFIGS_DIR", Path(__file__).resolve().parents[2] / "configs")) / "seg"
+PRESETS = ("fastscnn", "deeplabv3plus", "tiny")
+
+
+def preset_file(name: str, file: str = "config.yaml") -> Path:
+    """A preset name or the path of an mmseg config file."""
+    if name in PRESETS:
+        return CONFIGS_DIR / f"{name}.py"
+    path = Path(name)
+    if not path.is_absolute():
+        for base in (CONFIGS_DIR, CONFIGS_DIR.parent, Path.cwd()):
+            if (base / name).is_file():
+                return base / name
+    if path.is_file():
+        return path
+    raise config_error(f"unknown preset or config file {name!r}; presets: {', '.join(PRESETS)}", file=file,
+                       field="config_file")
+
+
+def set_num_classes(node: Any, n: int) -> None:
+    """Patch every ``num_classes`` of the model (decode and auxiliary heads)."""
+    if isinstance(node, dict):
+        if "num_classes" in node:
+            node["num_classes"] = n
+        for v in node.values():
+            set_num_classes(v, n)
+    elif isinstance(node, list):
+        for v in node:
+            set_num_classes(v, n)
+
+
+def palette(n: int) -> List[List[int]]:
+    """Deterministic, well separated colours (background black)."""
+    out = [[0, 0, 0]]
+    for i in range(1, n):
+        h = (i * 0.618033988749895) % 1.0
+        r, g, b = _hsv(h, 0.8, 0.95)
+        out.append([int(r * 255), int(g * 255), int(b * 255)])
+    return out[:n]
+
+
+def _hsv(h: float, s: float, v: float) -> Tuple[float, float, float]:
+    import colorsys
+    return colorsys.hsv_to_rgb(h, s, v)
+
+
+def train_pipeline(img_size: Tuple[int, int], augment: str) -> List[Dict[str, Any]]:
+    w, h = img_size
+    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
+    if augment == "light":
+        steps += [dict(type="Resize", scale=(w, h), keep_ratio=True), dict(type="RandomFlip", prob=0.5)]
+    else:
+        steps += [dict(type="RandomResize", scale=(w, h), ratio_range=(0.5, 2.0), keep_ratio=True),
+                  dict(type="RandomCrop", crop_size=(h, w), cat_max_ratio=0.75),
+                  dict(type="RandomFlip", prob=0.5), dict(type="PhotoMetricDistortion")]
+    return steps + [dict(type="PackSegInputs")]
+
+
+def test_pipeline(img_size: Tuple[int, int], with_annotations: bool) -> List[Dict[str, Any]]:
+    # Resize before loading the ground truth: the metric compares at the original size.
+    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=img_size,
+                                                                         keep_ratio=True)]
+    if with_annotations:
+        steps.append(dict(type="LoadAnnotations"))
+    return steps + [dict(type="PackSegInputs")]
+
+
+def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bool, use_cuda: bool):
+    """The full mmengine Config of a training run."""
+    from mmengine.config import Config
+
+    p = ctx.cfg.params
+    file = ctx.cfg.source_file
+    preset = preset_file(p["config_file"], file)
+    cfg = Config.fromfile(str(preset))
+    meta = dict(cfg.get("ymir_preset", {}))
+    img_size = parse_img_size(p["img_size"], tuple(meta.get("img_size", (512, 512))), file)
+    lr = p["learning_rate"] or float(meta.get("lr", 0.01))
+    args = parse_args_options(p["args_options"], file)
+    labels = data["labels"]
+    classes = labels.model_classes
+    set_num_classes(cfg.model, len(classes))
+    max_iters = p["max_iters"]
+    interval = min(p["interval"], max_iters)
+    samples, workers = p["samples_per_gpu"], p["workers_per_gpu"]
+    metainfo = dict(classes=classes, palette=palette(len(classes)))
+    cfg.model.data_preprocessor.update(size_divisor=32)
+    cfg.model.pop("pretrained", None)
+    loader = dict(num_workers=workers, persistent_workers=workers > 0)
+    cfg.train_dataloader = dict(
+        batch_size=samples, sampler=dict(type="InfiniteSampler", shuffle=True),
+        dataset=dict(type="YmirSegDataset", ann_file=data["train_list"], metainfo=metainfo,
+                     pipeline=train_pipeline(img_size, meta.get("augment", "full"))), **loader)
+    cfg.val_dataloader = dict(
+        batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
+        dataset=dict(type="YmirSegDataset", ann_file=data["val_list"], metainfo=metainfo,
+                     pipeline=test_pipeline(img_size, True)), **loader)
+    cfg.val_evaluator = dict(type="YmirIoUMetric", iou_metrics=["mIoU"])
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=interval)
+    cfg.val_cfg = dict(type="ValLoop")
+    for key in ("test_dataloader", "test_evaluator", "test_cfg"):
+        cfg.pop(key, None)
+    optimizer = dict(type="SGD", lr=lr, momentum=0.9, weight_decay=4e-5)
+    amp = bool(p["fp16"]) and use_cuda
+    cfg.optim_wrapper = dict(type="AmpOptimWrapper" if amp else "OptimWrapper", optimizer=optimizer,
+                             clip_grad=None)
+    warmup = min(100, max(1, max_iters // 10))
+    cfg.param_scheduler = [
+        dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=warmup),
+        dict(type="PolyLR", eta_min=lr * 1e-3, power=0.9, by_epoch=False, begin=warmup, end=max_iters)]
+    keep = p["max_keep_ckpts"]
+    cfg.default_hooks = dict(
+        timer=dict(type="IterTimerHook"),
+        logger=dict(type="LoggerHook", interval=max(1, min(50, interval // 2)), log_metric_by_epoch=False),
+        param_scheduler=dict(type="ParamSchedulerHook"),
+        checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=interval,
+                        max_keep_ckpts=keep if keep > 0 else -1, save_last=True),
+        sampler_seed=dict(type="DistSamplerSeedHook"))
+    hooks = [dict(type="YmirProgressHook"), dict(type="YmirStageHook")]
+    if p["early_stop_patience"] > 0:
+        hooks.append(dict(type="EarlyStoppingHook", monitor="mIoU", rule="greater",
+                          patience=p["early_stop_patience"]))
+    cfg.custom_hooks = hooks
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.log_level = "INFO"
+    cfg.visualizer = dict(type="SegLocalVisualizer", name=f"ymir-{os.getpid()}",
+                          vis_backends=[dict(type="TensorboardVisBackend",
+                                             save_dir=ctx.env.output.tensorboard_dir)])
+    cfg.env_cfg = dict(cudnn_benchmark=use_cuda, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+                       dist_cfg=dict(backend="nccl" if use_cuda else "gloo"))
+    cfg.default_scope = "mmseg"
+    cfg.randomness = dict(seed=args.seed if args.seed is not None else 0, deterministic=args.deterministic)
+    cfg.work_dir = work_dir
+    cfg.launcher = "pytorch" if distributed else "none"
+    if distributed and not use_cuda:
+        # mmengine passes the local rank as device_ids, which DDP refuses for CPU modules.
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
+                                     broadcast_buffers=False, find_unused_parameters=False)
+    overrides = parse_cfg_options(p["cfg_options"], file)
+    overrides.update(args.cfg_options)
+    if overrides:
+        try:
+            cfg.merge_from_dict(overrides)
+        except Exception as e:
+            raise config_error(f"cannot apply {overrides!r}: {e}", file=file, field="cfg_options") from None
+    cfg.ymir = dict(kind="seg", img_size=list(img_size), preset=p["config_file"], lr=lr)
+    return cfg, args, img_size

@@ -1,0 +1,63 @@
+"""What the segmentation image registers in mmsegmentation's registries: the
+YMIR dataset (a json data list written by :mod:`ymir_tasks.seg.data`) and an
+IoU metric that also reports per-class IoU as fractions."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Dict, List, Sequence
+
+import numpy as np
+from mmseg.datasets import BaseSegDataset
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import DATASETS, METRICS
+
+
+@DATASETS.register_module()
+class YmirSegDataset(BaseSegDataset):
+    """Images and cached PNG label maps listed in a json file (``ann_file``)."""
+
+    METAINFO: dict = dict()
+
+    def load_data_list(self) -> List[dict]:
+        with open(self.ann_file, "r", encoding="utf-8") as f:
+            items = json.load(f)
+        return [dict(img_path=it["img_path"], seg_map_path=it["seg_map_path"], label_map=self.label_map,
+                     reduce_zero_label=False, seg_fields=[]) for it in items]
+
+
+@METRICS.register_module()
+class YmirIoUMetric(IoUMetric):
+    """mmseg's IoU metric plus ``IoU.<class>`` entries; all values are fractions in [0, 1]
+    (mmseg reports percentages, which result.yaml must not hold).
+
+    ``mIoU`` / ``mAcc`` average the YMIR classes present in the ground truth; the
+    learnt background class (``ymir_background``) is reported per class only, so
+    the stage metric is not inflated by the easy background.
+    """
+
+    def __init__(self, *args, exclude_from_mean: Sequence[str] = ("ymir_background",), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.exclude_from_mean = tuple(exclude_from_mean)
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        results = tuple(zip(*results))
+        total_area_intersect = sum(results[0])
+        total_area_union = sum(results[1])
+        total_area_pred_label = sum(results[2])
+        total_area_label = sum(results[3])
+        inter = np.asarray(total_area_intersect, dtype=np.float64)
+        union = np.asarray(total_area_union, dtype=np.float64)
+        label = np.asarray(total_area_label, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / union
+            acc = inter / label
+        names = list(self.dataset_meta["classes"])
+        present = (label > 0) & np.array([n not in self.exclude_from_mean for n in names])
+        out: Dict[str, float] = OrderedDict()
+        out["aAcc"] = float(inter.sum() / max(label.sum(), 1.0))
+        out["mIoU"] = float(np.nanmean(np.where(present, iou, np.nan))) if present.any() else 0.0
+        out["mAcc"] = float(np.nanmean(np.where(present, acc, np.nan))) if present.any() else 0.0
+        for name, v, n in zip(names, iou, label):
+            out[f"IoU.{name}"] = float(v) if n > 0 and np.isfinite(v) else 0.0
+        return out
