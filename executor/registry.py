@@ -32,6 +32,12 @@ class TaskKind:
     def implemented(self) -> bool:
         return self.entry is not None
 
+    def supports(self, task: str) -> bool:
+        if self.entry is None:
+            return False
+        fn_name = {"training": "train", "mining": "mine", "infer": "infer"}[task]
+        return hasattr(importlib.import_module(self.entry), fn_name)
+
     def entrypoint(self, task: str) -> Callable:
         if self.entry is None:
             raise YmirError(ErrorCode.OBJECT_TYPE,

@@ -44,7 +44,9 @@ def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str]) -> Optio
         return None
     import torch
     from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
 
+    register_all_modules(init_default_scope=True)
     src = weights[0]
     state = runtime.load_state_dict_file(src)
     model = MODELS.build(model_cfg)

@@ -1,0 +1,47 @@
+"""Helpers of the segmentation end-to-end tests."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import yaml
+
+from executor.workspace import make_workspace
+
+TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
+
+
+def train_ws(path: Path, n_train: int = 48, n_val: int = 16, **overrides: Any) -> Path:
+    make_workspace(str(path), "seg", "train", num_train=n_train, num_val=n_val, overrides=dict(TINY, **overrides))
+    return path
+
+
+def run_cli(ws: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "executor", "run", "--in", str(ws / "in"), "--out",
+                           str(ws / "out"), *extra], capture_output=True, text=True, timeout=timeout)
+
+
+def result(ws: Path) -> Dict[str, Any]:
+    return yaml.safe_load((ws / "out" / "models" / "result.yaml").read_text())
+
+
+def infer_ws_from(train: Path, dest: Path, model_params: List[str], **cfg: Any) -> Path:
+    """An infer workspace over the training workspace's val images, with its model in /in/models."""
+    shutil.copytree(train / "in", dest / "in", ignore=shutil.ignore_patterns("models"))
+    (dest / "out").mkdir()
+    shutil.copytree(train / "out" / "models", dest / "in" / "models")
+    val = (dest / "in" / "val-index.tsv").read_text().splitlines()
+    (dest / "in" / "candidate-index.tsv").write_text("".join(l.split("\t")[0] + "\n" for l in val if l))
+    env = yaml.safe_load((dest / "in" / "env.yaml").read_text())
+    env.update(run_training=False, run_infer=True, run_mining=False, task_id="t-infer")
+    env["input"].update(training_index_file="", val_index_file="", candidate_index_file="/in/candidate-index.tsv")
+    (dest / "in" / "env.yaml").write_text(yaml.safe_dump(env))
+    config = yaml.safe_load((dest / "in" / "config.yaml").read_text())
+    config = {k: v for k, v in config.items() if k in ("class_names", "task_id", "gpu_id", "gpu_count",
+                                                        "object_type")}
+    config.update(model_params_path=model_params, run_infer=True, run_mining=False, **cfg)
+    (dest / "in" / "config.yaml").write_text(yaml.safe_dump(config))
+    return dest

@@ -1,0 +1,71 @@
+"""Segmentation data preparation: both annotation formats, blank-area handling."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from executor.annotations import CocoSegReader
+from executor.env import PathMap, load_env
+from executor.errors import ErrorCode, YmirError
+from executor.workspace import make_workspace
+from ymir_tasks.seg.data import LabelSpace, prepare
+
+COLOURS = {"disc": (10, 200, 30), "square": (200, 20, 120)}
+
+
+def _to_seg_mask(ws: Path) -> None:
+    """Rewrite a seg-coco workspace as the YMIR 2.0 seg-mask export (RGB PNG + labelmap.txt)."""
+    coco_path = ws / "in" / "annotations" / "coco-annotations.json"
+    reader = CocoSegReader(str(coco_path), ["disc", "square"])
+    (ws / "in" / "annotations" / "labelmap.txt").write_text(
+        "bg:0,0,0::\n" + "".join(f"{n}:{c[0]},{c[1]},{c[2]}::\n" for n, c in COLOURS.items()))
+    for index in ("train-index.tsv", "val-index.tsv"):
+        rows = []
+        for line in (ws / "in" / index).read_text().splitlines():
+            image = line.split("\t")[0]
+            local = ws / image.lstrip("/")
+            mask = reader.mask(str(local))
+            rgb = np.zeros(mask.shape + (3,), np.uint8)
+            for i, n in enumerate(COLOURS):
+                rgb[mask == i] = COLOURS[n]
+            name = Path(image).stem
+            rel = f"annotations/{name[-2:]}/{name}.png"
+            (ws / "in" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rgb).save(ws / "in" / rel)
+            rows.append(f"{image}\t/in/{rel}")
+        (ws / "in" / index).write_text("\n".join(rows) + "\n")
+    coco_path.unlink()
+
+
+@pytest.mark.parametrize("fmt", ["seg-coco", "seg-mask"])
+@pytest.mark.parametrize("ignore_blank", [False, True])
+def test_prepare_writes_label_maps_for_both_formats(tmp_path, fmt, ignore_blank):
+    make_workspace(str(tmp_path), "seg", "train", num_train=6, num_val=2)
+    truth = CocoSegReader(str(tmp_path / "in/annotations/coco-annotations.json"), ["disc", "square"])
+    expected = {Path(l.split("\t")[0]).stem: truth.mask(str(tmp_path / l.split("\t")[0].lstrip("/")))
+                for l in (tmp_path / "in/train-index.tsv").read_text().splitlines()}
+    if fmt == "seg-mask":
+        _to_seg_mask(tmp_path)
+    env = load_env(str(tmp_path / "in/env.yaml"), PathMap(str(tmp_path / "in"), str(tmp_path / "out")))
+    data = prepare(env, ["disc", "square"], ignore_blank, str(tmp_path / "out/cache"))
+    labels: LabelSpace = data["labels"]
+    assert labels.with_background is (not ignore_blank)
+    items = json.loads(Path(data["train_list"]).read_text())
+    assert len(items) == 6 and data["num_val"] == 2
+    for it in items:
+        got = np.array(Image.open(it["seg_map_path"]))
+        want = expected[Path(it["img_path"]).stem]
+        assert (got == labels.to_model(want)).all()
+        assert (labels.to_ymir(got) == want).all()
+
+
+def test_a_detection_annotation_is_refused_for_segmentation(tmp_path):
+    make_workspace(str(tmp_path), "det", "train", num_train=3, num_val=1)
+    env = load_env(str(tmp_path / "in/env.yaml"), PathMap(str(tmp_path / "in"), str(tmp_path / "out")))
+    with pytest.raises(YmirError) as e:
+        prepare(env, ["box", "disc"], False, str(tmp_path / "out/cache"))
+    assert e.value.code == ErrorCode.DATASET and "not a segmentation format" in str(e.value)
