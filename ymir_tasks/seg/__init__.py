@@ -8,4 +8,6 @@ KIND = register_kind(TaskKind(
     schemas=SCHEMAS, entry="ymir_tasks.seg.entry", export_format="seg-coco:raw",
     demo_overrides={"training": {"config_file": "tiny", "max_iters": 300, "interval": 100,
                                  "samples_per_gpu": 8, "workers_per_gpu": 0},
-                    "infer": {"samples_per_gpu": 8, "workers_per_gpu": 0}}))
+                    "infer": {"samples_per_gpu": 8, "workers_per_gpu": 0},
+                    "mining": {"samples_per_gpu": 8, "workers_per_gpu": 0, "max_superpixel_per_image": 64,
+                               "max_kept_mining_image": 8}}))

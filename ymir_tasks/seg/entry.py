@@ -1,3 +1,4 @@
-"""Entrypoints of the segmentation kind (mining lands with its own issue)."""
+"""Entrypoints of the segmentation kind."""
 from .infer import infer  # noqa: F401
+from .mining.mine import mine  # noqa: F401
 from .train import train  # noqa: F401

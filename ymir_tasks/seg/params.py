@@ -32,13 +32,20 @@ MINING = Schema("seg", "mining", common_params("mining") + [
     Param("mining_algorithm", "str", "RSAL", "mining algorithm", choices=("RSAL", "RIPU")),
     Param("superpixel_algorithm", "str", "slico", "superpixel algorithm",
           choices=("slico", "slic", "mslic", "seeds")),
-    Param("uncertainty_method", "str", "BvSB", "pixel uncertainty", choices=("BvSB",)),
-    Param("max_superpixel_per_image", "int", 1024, "maximum number of superpixels in one image", min=1),
-    Param("max_kept_mining_image", "int", 5000, "images whose regions to label are saved as masks", min=0),
-    Param("topk_superpixel_score", "int", 3, "minimal number of superpixels to label in one image", min=1),
-    Param("class_balance", "bool", True, "weight uncertainty by class rarity"),
-    Param("fp16", "bool", True, "half-precision forward pass on GPU"),
-    Param("ripu_region_radius", "int", 1, "RIPU region radius in superpixel neighbourhoods", min=1),
+    Param("uncertainty_method", "str", "BvSB",
+          "pixel uncertainty (RSAL): BvSB = 2nd/1st probability, margin = 1 - (1st - 2nd), entropy",
+          choices=("BvSB", "margin", "entropy")),
+    Param("max_superpixel_per_image", "int", 1024,
+          "maximum number of superpixels in one image (RSAL; every method returns at most this many)", min=1),
+    Param("max_kept_mining_image", "int", 5000,
+          "images whose regions to label are written as PNG masks to /out/masks (also sets RSAL's "
+          "percentile threshold)", min=0),
+    Param("topk_superpixel_score", "int", 3,
+          "regions always scored per image: RSAL superpixels (more above the pool threshold), RIPU windows",
+          min=1),
+    Param("class_balance", "bool", True, "RSAL: weight region scores by exp(-share of their predicted class)"),
+    Param("fp16", "bool", True, "half-precision forward pass on GPU (scores stay fp32; ignored on CPU)"),
+    Param("ripu_region_radius", "int", 1, "RIPU window radius r: windows of (2r+1)x(2r+1) pixels", min=1),
 ])
 
 SCHEMAS = {"training": TRAINING, "infer": INFER, "mining": MINING}

@@ -1,0 +1,77 @@
+"""Segmentation mining end to end on the synthetic workspace: both algorithms with every
+superpixel method, masks, and 2 processes giving the single-process result.tsv."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from executor.demo import _handoff_model
+from executor.runner import run
+from executor.verify import verify_output
+from executor.workspace import make_workspace
+
+from seg_helpers import run_cli, train_ws
+
+MINE = {"samples_per_gpu": 4, "workers_per_gpu": 1, "max_superpixel_per_image": 48, "max_kept_mining_image": 4}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    ws = train_ws(tmp_path_factory.mktemp("segm") / "train", n_train=24, n_val=8, max_iters=120, interval=60)
+    assert run(str(ws / "in"), str(ws / "out")) == 0
+    return ws
+
+
+def _mine_ws(model_ws: Path, dest: Path, **cfg) -> Path:
+    make_workspace(str(dest), "seg", "mine", num_candidates=12, seed=5, overrides=dict(MINE, **cfg))
+    _handoff_model(model_ws / "out", dest)
+    return dest
+
+
+def _tsv(ws: Path):
+    return [l.split("\t") for l in (ws / "out" / "result.tsv").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("algorithm", ["RSAL", "RIPU"])
+@pytest.mark.parametrize("method", ["slico", "slic", "mslic", "seeds"])
+def test_every_algorithm_and_superpixel_method_passes_verify(model_dir, tmp_path, algorithm, method):
+    ws = _mine_ws(model_dir, tmp_path / "mine", mining_algorithm=algorithm, superpixel_algorithm=method)
+    assert run(str(ws / "in"), str(ws / "out")) == 0
+    assert verify_output(str(ws / "in"), str(ws / "out")) == []
+    rows = _tsv(ws)
+    assert len(rows) == 12 and len({r[0] for r in rows}) == 12
+    scores = [float(r[1]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    masks = sorted((ws / "out" / "masks").glob("*.png"))
+    assert [m.stem for m in masks] == sorted(Path(r[0]).stem for r in rows[:4])  # the top 4 images
+    for m in masks:
+        a = np.array(Image.open(m))
+        assert set(np.unique(a)) <= {0, 255} and (a == 255).any()
+    assert not (ws / "out" / "mining-tmp").exists()
+
+
+def test_mining_is_deterministic(model_dir, tmp_path):
+    a = _mine_ws(model_dir, tmp_path / "a", mining_algorithm="RSAL")
+    b = _mine_ws(model_dir, tmp_path / "b", mining_algorithm="RSAL")
+    assert run(str(a / "in"), str(a / "out")) == 0 and run(str(b / "in"), str(b / "out")) == 0
+    assert _tsv(a) == _tsv(b)
+
+
+@pytest.mark.parametrize("algorithm", ["RSAL", "RIPU"])
+def test_two_processes_give_the_single_process_result(model_dir, tmp_path, algorithm):
+    one = _mine_ws(model_dir, tmp_path / "one", mining_algorithm=algorithm, samples_per_gpu=1, workers_per_gpu=0)
+    two = _mine_ws(model_dir, tmp_path / "two", mining_algorithm=algorithm, samples_per_gpu=1, workers_per_gpu=0,
+                   gpu_count=2)
+    assert run(str(one / "in"), str(one / "out")) == 0
+    r = run_cli(two)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "--nproc_per_node=2" in r.stdout + r.stderr
+    assert verify_output(str(two / "in"), str(two / "out")) == []
+    a, b = _tsv(one), _tsv(two)
+    assert [x[0] for x in a] == [x[0] for x in b]
+    assert [float(x[1]) for x in a] == pytest.approx([float(x[1]) for x in b], rel=1e-6, abs=1e-9)

@@ -1,0 +1,244 @@
+"""Segmentation mining (RSAL / RIPU, semi-image-level) over large pools.
+
+Pipeline: candidates are decoded (and, for RSAL, cut into superpixels) in DataLoader workers
+while the model runs batched forward passes; per image only small arrays leave the scorer
+(region scores and classes for RSAL, picked windows for RIPU) and go to a per-process file
+under ``/out/mining-tmp``, so memory stays flat with the pool size. Every process scores a
+shard (``candidates[rank::world]``); rank 0 merges the shards in candidate order, so the
+merged ``result.tsv`` equals the single-process one. Then: class-balance weights and the
+percentile threshold over all regions (RSAL), image scores, ``result.tsv``, and lossless PNG
+masks (255 = label this region) of the first ``max_kept_mining_image`` images in
+``/out/masks/<image stem>.png``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from executor.images import load_image
+from executor.index import iter_candidates
+from executor.results import write_mining_result
+
+from ...common import runtime
+from ..infer import find_model, load_model
+from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
+                      ripu_pick, ripu_score_map, select_regions)
+from .superpixels import superpixels
+
+log = logging.getLogger(__name__)
+
+
+class _Candidates:
+    """Decodes an image and computes its superpixels in a DataLoader worker."""
+
+    def __init__(self, items: Sequence[Tuple[int, str]], method: Optional[str], k: int) -> None:
+        self.items = list(items)
+        self.method = method
+        self.k = k
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        import cv2
+        cv2.setNumThreads(1)  # one thread per worker: the workers are the parallelism
+        idx, path = self.items[i]
+        rgb = load_image(path)
+        sp = superpixels(rgb, self.method, self.k) if self.method else None
+        return idx, path, np.ascontiguousarray(rgb[:, :, ::-1]), sp
+
+
+def _forward(model, images: List[np.ndarray], fp16: bool):
+    """Per-image CxHxW logits at the original size (mmseg's postprocess), fp16 on GPU if asked."""
+    import torch
+    from mmseg.apis import inference_model
+
+    ctx = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \
+        else torch.autocast("cpu", enabled=False)
+    with torch.no_grad(), ctx:
+        results = inference_model(model, images)
+    return [r.seg_logits.data for r in results]
+
+
+class _Shard:
+    """Binary per-process store of per-image mining records."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.f = open(path, "wb")
+
+    def write(self, idx: int, score_or_regions, extra) -> None:
+        blob = json.dumps([idx, score_or_regions, extra]).encode()
+        self.f.write(struct.pack("<I", len(blob)) + blob)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _read_shard(path: str):
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(4)
+            if not head:
+                return
+            (n,) = struct.unpack("<I", head)
+            yield json.loads(f.read(n))
+
+
+def mine(ctx) -> None:
+    if runtime.wants_distributed(ctx):
+        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
+        return
+    launcher = runtime.init_distributed_if_worker()
+    import torch
+    import yaml
+    from torch.utils.data import DataLoader
+
+    p = ctx.cfg.params
+    algorithm = p["mining_algorithm"]
+    k_regions = p["topk_superpixel_score"]
+    paths = find_model(ctx)
+    with open(paths["meta"], encoding="utf-8") as f:
+        meta = yaml.safe_load(f)
+    model = load_model(paths, runtime.device(), tuple(meta["img_size"]))
+    dev = next(model.parameters()).device
+    num_classes = len(meta["model_classes"])
+    out_root = ctx.env.output.root_dir
+    tmp = os.path.join(out_root, "mining-tmp")
+    rank, world = runtime.rank(), runtime.world_size()
+    if rank == 0 and os.path.isdir(tmp):
+        shutil.rmtree(tmp)
+    if launcher:
+        torch.distributed.barrier()
+    os.makedirs(os.path.join(tmp, "superpixels"), exist_ok=True)
+    cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
+                                                                  path_map=ctx.env.path_map))]
+    raw = [c.raw_image for c in iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map,
+                                                check_exists=False)]
+    mine_part = cands[rank::world]
+    method = p["superpixel_algorithm"] if algorithm == "RSAL" else None
+    loader = DataLoader(_Candidates(mine_part, method, p["max_superpixel_per_image"]),
+                        batch_size=p["samples_per_gpu"], num_workers=p["workers_per_gpu"],
+                        collate_fn=lambda b: b)
+    shard = _Shard(os.path.join(tmp, f"rank{rank}.bin"))
+    log.info("mining %s (%s): %d of %d candidates in this process, batch %d, %d workers, device %s", algorithm,
+             method or "windows", len(mine_part), len(cands), p["samples_per_gpu"], p["workers_per_gpu"], dev)
+    done = 0
+    for batch in loader:
+        logits = _forward(model, [img for _, _, img, _ in batch], p["fp16"])
+        for (idx, path, _, sp), lg in zip(batch, logits):
+            prob = probabilities(lg.to(dev))
+            if algorithm == "RSAL":
+                u = pixel_uncertainty(prob, p["uncertainty_method"])
+                labels = torch.from_numpy(sp).to(dev)
+                mean, dominant = region_scores(u, prob.argmax(0), labels, num_classes)
+                shard.write(idx, mean.cpu().tolist(), dominant.cpu().tolist())
+                _save_labels(os.path.join(tmp, "superpixels", f"{idx}.png"), sp)
+            else:
+                score, _, _ = ripu_score_map(prob, p["ripu_region_radius"])
+                picks = ripu_pick(score, k_regions, p["ripu_region_radius"])
+                shard.write(idx, sum(v for _, _, v in picks), [[y, x] for y, x, _ in picks] +
+                            [list(prob.shape[1:])])
+            done += 1
+            if rank == 0:
+                ctx.progress(0.9 * done / max(len(mine_part), 1))
+    shard.close()
+    if launcher:
+        torch.distributed.barrier()
+    if rank == 0:
+        shards = [os.path.join(tmp, f"rank{r}.bin") for r in range(world)]
+        if algorithm == "RSAL":
+            scores, selected = _rsal_image_scores(shards, len(cands), num_classes, p, meta)
+        else:
+            scores, selected = _ripu_image_scores(shards, len(cands))
+        write_mining_result(ctx.env, zip(raw, scores))
+        _write_masks(ctx, cands, scores, selected, algorithm, p, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))
+    if launcher:
+        torch.distributed.barrier()
+
+
+def _save_labels(path: str, labels: np.ndarray) -> None:
+    import cv2
+    cv2.imwrite(path, labels.astype(np.uint16))  # K <= 65535; lossless
+
+
+def _rsal_image_scores(shards: Sequence[str], n: int, num_classes: int, p: Dict, meta: Dict):
+    return rsal_image_scores(lambda: (r for path in shards for r in _read_shard(path)), n, num_classes,
+                             p["max_kept_mining_image"], p["topk_superpixel_score"], p["class_balance"],
+                             os.path.dirname(shards[0]))
+
+
+def rsal_image_scores(records: Callable[[], Iterable], n: int, num_classes: int, kept: int, k: int,
+                      class_balance: bool, tmp_dir: str):
+    """RSAL's pool step over per-image ``(index, region scores, dominant classes)`` records,
+    read twice (``records()`` gives a fresh iterator): class counts and the percentile
+    threshold over all regions, then each image's selected regions and score."""
+    counts = np.zeros(num_classes, np.int64)
+    total = 0
+    for _, scores, classes in records():
+        counts += np.bincount(np.asarray(classes, np.int64), minlength=num_classes)
+        total += len(scores)
+    weights = class_weights(counts) if class_balance else np.ones(num_classes)
+    # All weighted region scores, on disk: the pool may hold millions of regions.
+    mm_path = os.path.join(tmp_dir, "regions.f64")
+    pool = np.memmap(mm_path, dtype=np.float64, mode="w+", shape=(max(total, 1),))
+    pos = 0
+    for _, scores, classes in records():
+        w = np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]
+        pool[pos:pos + len(w)] = w
+        pos += len(w)
+    pct = percentile_rank(kept, k, total)
+    threshold = float(np.percentile(pool[:total], pct)) if total else 0.0
+    del pool
+    os.remove(mm_path)
+    log.info("RSAL: %d regions, class weights %s, percentile %d → threshold %.6f", total,
+             np.round(weights, 4).tolist(), pct, threshold)
+    image_scores = [-1.0] * n
+    selected: Dict[int, List[int]] = {}
+    for idx, scores, classes in records():
+        w = np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]
+        take = select_regions(w, k, threshold)
+        image_scores[idx] = float(w[take].sum())
+        selected[idx] = take.tolist()
+    return image_scores, selected
+
+
+def _ripu_image_scores(shards: Sequence[str], n: int):
+    image_scores = [-1.0] * n
+    selected: Dict[int, List] = {}
+    for path in shards:
+        for idx, score, picks in _read_shard(path):
+            image_scores[idx] = float(score)
+            selected[idx] = picks
+    return image_scores, selected
+
+
+def _write_masks(ctx, cands, scores, selected, algorithm: str, p: Dict, tmp: str) -> None:
+    import cv2
+
+    kept = p["max_kept_mining_image"]
+    if kept <= 0:
+        return
+    masks_dir = os.path.join(ctx.env.output.root_dir, "masks")
+    os.makedirs(masks_dir, exist_ok=True)
+    order = sorted(range(len(cands)), key=lambda i: (-scores[i], i))[:kept]
+    r = p["ripu_region_radius"]
+    for i in order:
+        if algorithm == "RSAL":
+            labels = cv2.imread(os.path.join(tmp, "superpixels", f"{i}.png"), cv2.IMREAD_UNCHANGED)
+            mask = np.isin(labels, np.asarray(selected[i], labels.dtype)).astype(np.uint8) * 255
+        else:
+            *picks, (h, w) = selected[i]
+            mask = np.zeros((h, w), np.uint8)
+            for y, x in picks:
+                mask[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1] = 255
+        cv2.imwrite(os.path.join(masks_dir, Path(cands[i][1]).stem + ".png"), mask)
