@@ -58,6 +58,16 @@ def wants_distributed(ctx) -> bool:
     return ctx.cfg.gpu_count > 1 and os.environ.get(WORKER_ENV) != "1"
 
 
+def fork_safe_loader_setup() -> None:
+    """Call before a DataLoader forks its workers: an OpenCV thread pool started in the parent
+    deadlocks forked children (mmengine does the same with ``opencv_num_threads=0``)."""
+    try:
+        import cv2
+        cv2.setNumThreads(0)
+    except ImportError:
+        pass
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -111,6 +111,7 @@ def predict_batches(model, paths: Sequence[str], batch_size: int, workers: int, 
     from mmseg.apis import inference_model
     from torch.utils.data import DataLoader
 
+    runtime.fork_safe_loader_setup()
     loader = DataLoader(_Images(paths), batch_size=batch_size, num_workers=workers,
                         collate_fn=lambda batch: batch)
     autocast = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \

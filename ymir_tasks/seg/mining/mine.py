@@ -47,8 +47,8 @@ class _Candidates:
         return len(self.items)
 
     def __getitem__(self, i: int):
-        import cv2
-        cv2.setNumThreads(1)  # one thread per worker: the workers are the parallelism
+        # No cv2.setNumThreads here: changing OpenCV's pool in a forked child can deadlock; the
+        # parent sets 0 (no pool) before forking, the workers are the parallelism.
         idx, path = self.items[i]
         rgb = load_image(path)
         sp = superpixels(rgb, self.method, self.k) if self.method else None
@@ -123,6 +123,7 @@ def mine(ctx) -> None:
     raw = [c.raw_image for c in iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map,
                                                 check_exists=False)]
     mine_part = cands[rank::world]
+    runtime.fork_safe_loader_setup()
     method = p["superpixel_algorithm"] if algorithm == "RSAL" else None
     loader = DataLoader(_Candidates(mine_part, method, p["max_superpixel_per_image"]),
                         batch_size=p["samples_per_gpu"], num_workers=p["workers_per_gpu"],
