@@ -122,6 +122,11 @@ def demo_kind(kind: TaskKind, root: Path) -> Dict[str, str]:
                            str(mine_ws / "ground-truth" / "annotations" / "coco-annotations.json"),
                            best_classes(train_ws))
         row["infer IoU vs ground truth"] = f"{miou:.3f}"
+    if rc == 0 and kind.name == "det":
+        with open(train_ws / "out" / "models" / "result.yaml", encoding="utf-8") as f:
+            best = yaml.safe_load(f)
+        stage = best["model_stages"][best["best_stage_name"]]
+        row["val mAP@0.5"] = f"{stage['mAP']:.3f}"
     row["result"] = "OK" if rc == 0 and not problems else f"{label} failed"
     row["time"] = f"{time.time() - t0:.0f} s"
     return row

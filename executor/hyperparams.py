@@ -248,8 +248,12 @@ def _reserved(raw: Mapping[str, Any], file: str) -> Dict[str, Any]:
     return out
 
 
-def validate_config(raw: Any, schema: Schema, *, file: str = "config.yaml") -> RunConfig:
-    """Type and check a parsed config.yaml against ``schema``; unknown keys are kept and warned about."""
+def validate_config(raw: Any, schema: Schema, *, file: str = "config.yaml",
+                    also_known: Iterable[str] = ()) -> RunConfig:
+    """Type and check a parsed config.yaml against ``schema``; unknown keys are kept and warned about.
+
+    ``also_known``: keys of the kind's other tasks (a mining+infer config holds both) that are
+    not worth a warning."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -266,13 +270,16 @@ def validate_config(raw: Any, schema: Schema, *, file: str = "config.yaml") -> R
     for key, value in raw.items():
         if key in known or key in RESERVED_KEYS or key in ("run_training",):
             continue
+        if key in also_known:
+            cfg.unknown[key] = value
+            continue
         cfg.unknown[key] = value
         log.warning("%s: unknown hyper-parameter %r (value %r) ignored by the %s %s schema",
                     file, key, value, schema.kind, schema.task)
     return cfg
 
 
-def load_config(path: str, schema: Schema) -> RunConfig:
+def load_config(path: str, schema: Schema, also_known: Iterable[str] = ()) -> RunConfig:
     """Read and validate config.yaml at ``path``."""
     try:
         with open(path, "r", encoding="utf-8") as f:
@@ -285,7 +292,7 @@ def load_config(path: str, schema: Schema) -> RunConfig:
                            line=(mark.line + 1) if mark else None) from None
     except UnicodeDecodeError:
         raise config_error("not a UTF-8 text file", file=path) from None
-    return validate_config(raw, schema, file=path)
+    return validate_config(raw, schema, file=path, also_known=also_known)
 
 
 def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int = 2,

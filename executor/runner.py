@@ -143,7 +143,8 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         log.info("kind=%s tasks=%s protocol=%s task_id=%s", kind.name, "+".join(tasks),
                  env.protocol_version, env.task_id)
         # Validate every task's config before any work starts.
-        configs = {t: load_config(env.input.config_file, kind.schemas[t]) for t in tasks}
+        kind_keys = {p.name for s in kind.schemas.values() for p in s.params}
+        configs = {t: load_config(env.input.config_file, kind.schemas[t], kind_keys) for t in tasks}
         for task in tasks:
             ctx = TaskContext(env=env, cfg=configs[task], kind=kind, task=task, monitor=monitor)
             fn = kind.entrypoint(task)

@@ -54,7 +54,7 @@ def test_stages_are_self_sufficient(trained):
     assert meta["with_background"] is True and meta["model_classes"][0] == "ymir_background"
     assert meta["img_size"] == [128, 96]
     assert "YmirSegDataset" in (stage / "seg_config.py").read_text()
-    table = json.loads((ws / "out" / "models" / "attachments" / "best" / "iou-per-class.json").read_text())
+    table = json.loads((ws / "out" / "models" / "attachments" / "best" / "evaluation.json").read_text())
     assert set(table["IoU"]) == {"ymir_background", "disc", "square"}
     assert table["mIoU"] == pytest.approx(result(ws)["model_stages"]["best"]["mIoU"])
 

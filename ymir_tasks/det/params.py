@@ -1,24 +1,42 @@
-"""Hyper-parameters of the detection image (those users of the older mmdet image know)."""
+"""Hyper-parameters of the detection image (those users of the older mmdet image know, plus
+image size, learning rate, early stopping and the detection cap)."""
 from executor.hyperparams import Param, Schema, common_params
+
+_CONF = Param("conf_threshold", "float", 0.2, "boxes below this score are dropped", min=0.0, max=1.0)
+_MAXDET = Param("max_detections", "int", 1000,
+                "most boxes kept per image; large so dense scenes keep all their objects", min=1)
+_SIZE = Param("img_size", "str", "", "network input size (square side; empty: the preset's)")
 
 TRAINING = Schema("det", "training", common_params("training", samples_per_gpu=16, workers_per_gpu=4,
                                                    export_format="ark:raw") + [
-    Param("config_file", "str", "rtmdet_tiny", "model preset name or path of an mmdet config file"),
+    Param("config_file", "str", "rtmdet_tiny",
+          "model preset (rtmdet_tiny, tiny) or the path of an mmdet config file"),
+    _SIZE,
+    Param("learning_rate", "float", 0.0, "initial learning rate (0: the preset's)", min=0.0),
     Param("max_epochs", "int", 100, "training epochs", min=1),
-    Param("val_interval", "int", 1, "evaluation interval in epochs", min=1),
+    Param("val_interval", "int", 1, "evaluation and checkpoint interval in epochs", min=1),
     Param("max_keep_checkpoints", "int", 1, "checkpoints to keep (-1: all)", min=-1),
+    Param("early_stop_patience", "int", 0, "stop when mAP has not improved for this many evaluations (0: never)",
+          min=0),
+    Param("fp16", "bool", False, "mixed-precision training (GPU only; ignored on CPU)"),
+    Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one"),
+    Param("conf_threshold", "float", 0.2, "confidence threshold of the tp / fp / fn counts", min=0.0, max=1.0),
+    _MAXDET,
     Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
-    Param("args_options", "str", "", "extra training options (documented subset)"),
+    Param("args_options", "str", "",
+          "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),
 ])
 
-INFER = Schema("det", "infer", common_params("infer") + [
-    Param("conf_threshold", "float", 0.2, "boxes below this score are dropped", min=0.0, max=1.0),
-])
+INFER = Schema("det", "infer", common_params("infer") + [_CONF, _MAXDET, _SIZE,
+    Param("fp16", "bool", False, "half-precision forward pass (GPU only)")])
 
 MINING = Schema("det", "mining", common_params("mining") + [
-    Param("mining_algorithm", "str", "aldd", "mining algorithm",
-          choices=("aldd", "cald", "entropy", "random")),
+    Param("mining_algorithm", "str", "aldd", "mining algorithm", choices=("aldd", "cald", "entropy", "random")),
     Param("class_distribution_scores", "str", "", "per-class weights 'w0,w1,...' (empty: all 1)"),
+    Param("mining_conf_threshold", "float", 0.05, "entropy / cald: detections below this score are ignored",
+          min=0.0, max=1.0),
+    Param("seed", "int", 0, "random: the seed (scores are reproducible and independent of sharding)"),
+    _MAXDET, _SIZE,
 ])
 
 SCHEMAS = {"training": TRAINING, "infer": INFER, "mining": MINING}

@@ -11,26 +11,23 @@ import glob
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import yaml
 
 from executor.errors import model_error
-from executor.results import write_model_stage
 
 from ..common import runtime
+from ..common.stages import MODEL_META, WEIGHTS, StageWriter
 from .data import LabelSpace, prepare
 
 log = logging.getLogger(__name__)
 
-MODEL_META = "ymir-model.yaml"
-WEIGHTS = "model.pth"
 CONFIG = "seg_config.py"
 
 
-def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str]) -> Optional[str]:
+def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str], scope: str = "mmseg") -> Optional[str]:
     """A filtered state dict of the pretrained weights that fit the model, or None.
 
     Weights come from ``--load-from`` or the platform's ``pretrained_model_params``;
@@ -42,11 +39,13 @@ def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str]) -> Optio
         if ctx.cfg.pretrained_model_params:
             log.warning("pretrained_model_params lists no .pth/.pt file that exists: training from scratch")
         return None
-    import torch
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
+    import importlib
 
-    register_all_modules(init_default_scope=True)
+    import torch
+    from mmengine.registry import MODELS, init_default_scope
+
+    importlib.import_module(scope + ".utils").register_all_modules(init_default_scope=False)
+    init_default_scope(scope)
     src = weights[0]
     state = runtime.load_state_dict_file(src)
     model = MODELS.build(model_cfg)
@@ -61,58 +60,6 @@ def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str]) -> Optio
     out = os.path.join(work_dir, "pretrained-fit.pth")
     torch.save(fit, out)
     return out
-
-
-class StageWriter:
-    """Writes the ``best`` and ``last`` stages after every evaluation (rank 0)."""
-
-    def __init__(self, ctx, work_dir: str, cfg, labels: LabelSpace, img_size) -> None:
-        self.ctx = ctx
-        self.work_dir = work_dir
-        self.stage_dir = os.path.join(work_dir, "stage-files")
-        os.makedirs(self.stage_dir, exist_ok=True)
-        cfg.dump(os.path.join(self.stage_dir, CONFIG))
-        meta = {"kind": "seg", "class_names": labels.class_names, "model_classes": labels.model_classes,
-                "with_background": labels.with_background, "img_size": list(img_size),
-                "preset": ctx.cfg["config_file"], "weights": WEIGHTS, "config": CONFIG}
-        with open(os.path.join(self.stage_dir, MODEL_META), "w", encoding="utf-8") as f:
-            yaml.safe_dump(meta, f, sort_keys=False)
-        self.best = self._best_so_far()
-
-    def _best_so_far(self) -> float:
-        try:
-            with open(self.ctx.env.output.training_result_file, encoding="utf-8") as f:
-                doc = yaml.safe_load(f) or {}
-            return float(doc["model_stages"]["best"]["mIoU"])
-        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-            return -1.0
-
-    def __call__(self, runner, metrics: Dict[str, float]) -> None:
-        import torch
-
-        miou, macc = float(metrics.get("mIoU", 0.0)), float(metrics.get("mAcc", 0.0))
-        weights = os.path.join(self.stage_dir, WEIGHTS)
-        torch.save(runtime.plain_state_dict(runner.model), weights + ".tmp")
-        os.replace(weights + ".tmp", weights)
-        per_class = {k[len("IoU."):]: float(v) for k, v in metrics.items() if k.startswith("IoU.")}
-        table = os.path.join(self.stage_dir, "iou-per-class.json")
-        with open(table, "w", encoding="utf-8") as f:
-            json.dump({"iteration": runner.iter, "mIoU": miou, "mAcc": macc,
-                       "aAcc": float(metrics.get("aAcc", 0.0)), "IoU": per_class}, f, indent=1)
-        files = [weights, os.path.join(self.stage_dir, CONFIG), os.path.join(self.stage_dir, MODEL_META)]
-        env = self.ctx.env
-        scores = {"mIoU": miou, "mAcc": macc}
-        if miou > self.best:
-            self.best = miou
-            write_model_stage(env, "best", files, scores, best_stage_name="best",
-                              attachments={"best": [table]})
-        last_files = list(files)
-        if not self.ctx.cfg["save_least_file"]:
-            last_files += sorted(glob.glob(os.path.join(self.work_dir, "iter_*.pth")))
-        write_model_stage(env, "last", last_files, scores, best_stage_name="best",
-                          attachments={"last": [table]})
-        log.info("evaluation at iteration %d: mIoU %.4f, mAcc %.4f (best %.4f); stages written",
-                 runner.iter, miou, macc, self.best)
 
 
 def train(ctx) -> None:
@@ -158,7 +105,15 @@ def train(ctx) -> None:
         cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from) if runtime.is_main_process() \
             or not launcher else (os.path.join(work_dir, "pretrained-fit.pth")
                                   if os.path.isfile(os.path.join(work_dir, "pretrained-fit.pth")) else None)
-    writer = StageWriter(ctx, work_dir, cfg, data["labels"], img_size) if runtime.is_main_process() else None
+    writer = None
+    if runtime.is_main_process():
+        labels = data["labels"]
+        meta = {"kind": "seg", "class_names": labels.class_names, "model_classes": labels.model_classes,
+                "with_background": labels.with_background, "img_size": list(img_size),
+                "preset": ctx.cfg["config_file"]}
+        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mIoU", ["mIoU", "mAcc"],
+                             attachment=lambda m: {"mIoU": m.get("mIoU"), "mAcc": m.get("mAcc"), "aAcc": m.get("aAcc"),
+                                                   "IoU": {k[4:]: v for k, v in m.items() if k.startswith("IoU.")}})
     runtime.set_task_context(ctx, stage_writer=writer)
     with runtime.trusted_checkpoints():
         runner = Runner.from_cfg(cfg)

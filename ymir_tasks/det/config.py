@@ -1,0 +1,127 @@
+"""Builds the mmengine config of a detection run from a preset (``configs/det``) and the
+YMIR hyper-parameters."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List
+
+from executor.errors import config_error
+
+from ..common.options import parse_args_options, parse_cfg_options, parse_img_size
+from ..seg.config import set_num_classes
+
+CONFIGS_DIR = Path(os.environ.get("YMIR_CONFIGS_DIR", Path(__file__).resolve().parents[2] / "configs")) / "det"
+PRESETS = ("rtmdet_tiny", "tiny")
+
+
+def preset_file(name: str, file: str = "config.yaml") -> Path:
+    if name in PRESETS:
+        return CONFIGS_DIR / f"{name}.py"
+    path = Path(name)
+    for cand in ([path] if path.is_absolute() else [CONFIGS_DIR / name, CONFIGS_DIR.parent / name, path]):
+        if cand.is_file():
+            return cand
+    raise config_error(f"unknown preset or config file {name!r}; presets: {', '.join(PRESETS)}", file=file,
+                       field="config_file")
+
+
+def train_pipeline(size: int, augment: str) -> List[Dict[str, Any]]:
+    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True)]
+    if augment == "light":
+        steps += [dict(type="Resize", scale=(size, size), keep_ratio=True)]
+    else:
+        steps += [dict(type="RandomResize", scale=(size, size), ratio_range=(0.5, 2.0), keep_ratio=True),
+                  dict(type="RandomCrop", crop_size=(size, size), allow_negative_crop=True),
+                  dict(type="YOLOXHSVRandomAug")]
+    return steps + [dict(type="RandomFlip", prob=0.5), dict(type="Pad", size=(size, size),
+                                                           pad_val=dict(img=(114, 114, 114))),
+                    dict(type="PackDetInputs")]
+
+
+def test_pipeline(size: int, with_annotations: bool) -> List[Dict[str, Any]]:
+    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=(size, size),
+                                                                        keep_ratio=True),
+                                   dict(type="Pad", size=(size, size), pad_val=dict(img=(114, 114, 114)))]
+    if with_annotations:
+        steps.append(dict(type="LoadAnnotations", with_bbox=True))
+    return steps + [dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape",
+                                                          "scale_factor"))]
+
+
+def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bool, use_cuda: bool):
+    from mmengine.config import Config
+
+    p = ctx.cfg.params
+    file = ctx.cfg.source_file
+    cfg = Config.fromfile(str(preset_file(p["config_file"], file)))
+    meta = dict(cfg.get("ymir_preset", {}))
+    size = parse_img_size(p["img_size"], (meta.get("img_size", 640),) * 2, file)[0]
+    lr = p["learning_rate"] or float(meta.get("lr", 0.004))
+    args = parse_args_options(p["args_options"], file)
+    classes = list(ctx.class_names)
+    set_num_classes(cfg.model, len(classes))
+    from .infer import apply_detection_cap
+    apply_detection_cap(cfg, p["max_detections"])
+    epochs, val_interval = p["max_epochs"], min(p["val_interval"], p["max_epochs"])
+    workers = p["workers_per_gpu"]
+    loader = dict(num_workers=workers, persistent_workers=workers > 0)
+    metainfo = dict(classes=tuple(classes))
+    cfg.train_dataloader = dict(
+        batch_size=p["samples_per_gpu"], sampler=dict(type="DefaultSampler", shuffle=True),
+        batch_sampler=None,
+        dataset=dict(type="CocoDataset", ann_file=data["train_json"], data_prefix=dict(img=""), metainfo=metainfo,
+                     filter_cfg=dict(filter_empty_gt=False, min_size=0),
+                     pipeline=train_pipeline(size, meta.get("augment", "full"))), **loader)
+    cfg.val_dataloader = dict(
+        batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
+        dataset=dict(type="CocoDataset", ann_file=data["val_json"], data_prefix=dict(img=""), metainfo=metainfo,
+                     test_mode=True, pipeline=test_pipeline(size, True)), **loader)
+    cfg.val_evaluator = dict(type="YmirDetMetric", ann_file=data["val_json"], class_names=classes,
+                             conf_threshold=p["conf_threshold"], max_dets=p["max_detections"])
+    cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=val_interval)
+    cfg.val_cfg = dict(type="ValLoop")
+    for key in ("test_dataloader", "test_evaluator", "test_cfg"):
+        cfg.pop(key, None)
+    amp = bool(p["fp16"]) and use_cuda
+    cfg.optim_wrapper = dict(type="AmpOptimWrapper" if amp else "OptimWrapper",
+                             optimizer=dict(type="AdamW", lr=lr, weight_decay=0.05),
+                             paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True))
+    iters_per_epoch = -(-int(data.get("num_train", 1)) // p["samples_per_gpu"])
+    warmup = max(1, min(300, epochs * iters_per_epoch // 5))  # never longer than a fifth of the run
+    cfg.param_scheduler = [
+        dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup),
+        dict(type="CosineAnnealingLR", eta_min=lr * 0.05, by_epoch=True, begin=max(1, epochs // 2), end=epochs,
+             T_max=max(1, epochs - epochs // 2), convert_to_iter_based=True)]
+    keep = p["max_keep_checkpoints"]
+    cfg.default_hooks = dict(
+        timer=dict(type="IterTimerHook"), logger=dict(type="LoggerHook", interval=10),
+        param_scheduler=dict(type="ParamSchedulerHook"),
+        checkpoint=dict(type="CheckpointHook", interval=val_interval, max_keep_ckpts=keep if keep > 0 else -1),
+        sampler_seed=dict(type="DistSamplerSeedHook"))
+    hooks = [dict(type="YmirProgressHook"), dict(type="YmirStageHook")]
+    if p["early_stop_patience"] > 0:
+        hooks.append(dict(type="EarlyStoppingHook", monitor="mAP", rule="greater", patience=p["early_stop_patience"]))
+    cfg.custom_hooks = hooks
+    cfg.log_processor = dict(by_epoch=True)
+    cfg.log_level = "INFO"
+    cfg.visualizer = dict(type="DetLocalVisualizer", name=f"ymir-{os.getpid()}",
+                          vis_backends=[dict(type="TensorboardVisBackend", save_dir=ctx.env.output.tensorboard_dir)])
+    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+                       dist_cfg=dict(backend="nccl" if use_cuda else "gloo"))
+    cfg.default_scope = "mmdet"
+    cfg.randomness = dict(seed=args.seed if args.seed is not None else 0, deterministic=args.deterministic)
+    cfg.work_dir = work_dir
+    cfg.launcher = "pytorch" if distributed else "none"
+    if distributed and not use_cuda:
+        cfg.model.use_syncbn = False  # RTMDet's SyncBN needs GPUs
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                     find_unused_parameters=False)
+    overrides = parse_cfg_options(p["cfg_options"], file)
+    overrides.update(args.cfg_options)
+    if overrides:
+        try:
+            cfg.merge_from_dict(overrides)
+        except Exception as e:
+            raise config_error(f"cannot apply {overrides!r}: {e}", file=file, field="cfg_options") from None
+    return cfg, args, size

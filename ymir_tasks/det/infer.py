@@ -1,0 +1,160 @@
+"""Detection inference: batched, ``conf_threshold``, up to ``max_detections`` boxes per image,
+integer boxes per the contract, every candidate present, streamed. Several processes shard the
+candidates (``[rank::world]``) and rank 0 merges in candidate order."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from executor.errors import model_error
+from executor.images import load_image
+from executor.index import iter_candidates
+from executor.results import DetectionInferWriter
+
+from ..common import runtime
+from ..common.models import find_stage
+from .train import CONFIG
+
+log = logging.getLogger(__name__)
+
+
+def find_model(ctx) -> Dict[str, str]:
+    return find_stage(ctx, "detection", CONFIG)
+
+
+def inference_dataset(class_names: Sequence[str], size: int) -> Dict:
+    """The dataset entry mmdet's inference API reads its pipeline and class names from."""
+    from .config import test_pipeline
+
+    return dict(type="CocoDataset", ann_file="", data_prefix=dict(img=""), test_mode=True, lazy_init=True,
+                metainfo=dict(classes=tuple(class_names)), pipeline=test_pipeline(size, False))
+
+
+def load_model(paths: Dict[str, str], device: str, size: int, max_detections: int,
+               class_names: Sequence[str] = (), score_thr: Optional[float] = None):
+    from mmengine.config import Config
+    from mmdet.apis import init_detector
+
+    cfg = Config.fromfile(paths["config"])
+    cfg.test_dataloader = dict(dataset=inference_dataset(class_names, size))
+    apply_detection_cap(cfg, max_detections, score_thr)
+    model = init_detector(cfg, checkpoint=None, device=device)
+    state = runtime.load_state_dict_file(paths["weights"])
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise model_error(f"weights do not fit the stage's config ({len(missing)} tensors missing, e.g. "
+                          f"{missing[0]})", file=paths["weights"])
+    return model.eval()
+
+
+def apply_detection_cap(cfg, max_detections: int, score_thr: Optional[float] = None) -> None:
+    """Keep up to ``max_detections`` boxes per image after NMS and enough candidates before it
+    (mmdet's defaults of 100-300 silently drop objects in dense scenes). Boxes under the
+    threshold the caller applies anyway are dropped before NMS: a lower-scored box never
+    suppresses a higher one, so the output is the same and NMS is much cheaper."""
+    cfg.model.test_cfg.max_per_img = max_detections
+    if score_thr is not None:
+        cfg.model.test_cfg.score_thr = max(float(cfg.model.test_cfg.get("score_thr", 0.0)), score_thr)
+    cfg.model.test_cfg.nms_pre = max(cfg.model.test_cfg.get("nms_pre", 1000), 4 * max_detections)
+
+
+class _Images:
+    def __init__(self, items: Sequence[Tuple[int, str]]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        idx, path = self.items[i]
+        rgb = load_image(path)
+        return idx, path, np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def batches(items: Sequence[Tuple[int, str]], batch_size: int, workers: int) -> Iterator[List]:
+    from torch.utils.data import DataLoader
+
+    runtime.fork_safe_loader_setup()
+    yield from DataLoader(_Images(items), batch_size=batch_size, num_workers=workers, collate_fn=lambda b: b)
+
+
+def detect(model, images: List[np.ndarray], fp16: bool = False):
+    """Per image (boxes xyxy [N,4], scores [N], labels [N]) in original pixels."""
+    import torch
+    from mmdet.apis import inference_detector
+
+    ctx = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \
+        else torch.autocast("cpu", enabled=False)
+    with torch.no_grad(), ctx:
+        results = inference_detector(model, images)
+    out = []
+    for r in results:
+        p = r.pred_instances
+        out.append((p.bboxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy()))
+    return out
+
+
+def model_for(ctx, max_detections: int, score_thr: Optional[float] = None):
+    paths = find_model(ctx)
+    with open(paths["meta"], encoding="utf-8") as f:
+        meta = yaml.safe_load(f)
+    from ..common.options import parse_img_size
+
+    size = parse_img_size(ctx.cfg["img_size"], (int(meta["img_size"]),) * 2, ctx.cfg.source_file)[0]
+    return load_model(paths, runtime.device(), size, max_detections, meta["class_names"], score_thr), meta, paths
+
+
+def infer(ctx) -> None:
+    if runtime.wants_distributed(ctx):
+        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
+        return
+    launcher = runtime.init_distributed_if_worker()
+    model, meta, paths = model_for(ctx, ctx.cfg["max_detections"], ctx.cfg["conf_threshold"])
+    class_names = list(meta["class_names"])
+    rank, world = runtime.rank(), runtime.world_size()
+    cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
+                                                                  path_map=ctx.env.path_map))]
+    part = cands[rank::world]
+    conf = ctx.cfg["conf_threshold"]
+    shard = os.path.join(ctx.env.output.root_dir, "infer-tmp", f"rank{rank}.jsonl")
+    os.makedirs(os.path.dirname(shard), exist_ok=True)
+    log.info("inference: %d of %d candidates here, batch %d, conf %.3f, up to %d boxes per image, model %s",
+             len(part), len(cands), ctx.cfg["samples_per_gpu"], conf, ctx.cfg["max_detections"], paths["dir"])
+    done = 0
+    with open(shard, "w", encoding="utf-8") as f:
+        for batch in batches(part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"]):
+            for (idx, path, _), (b, s, l) in zip(batch, detect(model, [img for *_, img in batch], ctx.cfg["fp16"])):
+                keep = s >= conf
+                f.write(json.dumps([idx, [[int(c), float(sc), *map(float, bb)]
+                                          for bb, sc, c in zip(b[keep], s[keep], l[keep])]]) + "\n")
+                done += 1
+                if rank == 0:
+                    ctx.progress(0.95 * done / max(len(part), 1))
+    if launcher:
+        import torch.distributed as dist
+        dist.barrier()
+    if rank == 0:
+        records: Dict[int, List] = {}
+        for r in range(world):
+            with open(os.path.join(os.path.dirname(shard), f"rank{r}.jsonl"), encoding="utf-8") as f:
+                for line in f:
+                    idx, boxes = json.loads(line)
+                    records[idx] = boxes
+        writer = DetectionInferWriter(ctx.env, class_names)
+        n_boxes = 0
+        for idx, path in cands:
+            boxes = records.get(idx, [])
+            writer.add(path, [tuple(b) for b in boxes])
+            n_boxes += len(boxes)
+        writer.close(path for _, path in cands)
+        import shutil
+        shutil.rmtree(os.path.dirname(shard), ignore_errors=True)
+        log.info("inference: wrote %s (%d images, %d boxes)", ctx.env.output.infer_result_file, len(cands), n_boxes)
+    if launcher:
+        import torch.distributed as dist
+        dist.barrier()

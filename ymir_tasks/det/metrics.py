@@ -1,0 +1,103 @@
+"""Detection metrics as YMIR users read them, from pycocotools' COCOeval (no torch here).
+
+``mAP`` of a stage is COCO-style AP at IoU 0.5 (what the platform's own evaluation uses by
+default); also mAP@[.5:.95], AP75, mAR, per-class AP@0.5, AP at each IoU 0.50 … 0.95, and
+tp / fp / fn at a confidence threshold (greedy matching at IoU 0.5, best score first).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+IOU_THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between xyxy boxes a [N,4] and b [M,4]."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def tp_fp_fn(gts: Sequence[Dict], preds: Sequence[Dict], conf: float, iou_thr: float = 0.5) -> Dict[str, int]:
+    """Counts over images; each item: {'boxes': xyxy [N,4], 'labels': [N], 'scores': [N] (preds)}."""
+    tp = fp = fn = 0
+    for g, p in zip(gts, preds):
+        keep = np.asarray(p["scores"]) >= conf
+        pb, pl, ps = np.asarray(p["boxes"])[keep], np.asarray(p["labels"])[keep], np.asarray(p["scores"])[keep]
+        gb, gl = np.asarray(g["boxes"]), np.asarray(g["labels"])
+        matched = np.zeros(len(gb), bool)
+        for i in np.argsort(-ps, kind="stable"):
+            cand = np.where((gl == pl[i]) & ~matched)[0]
+            if len(cand):
+                ious = _iou(pb[i:i + 1], gb[cand])[0]
+                j = int(np.argmax(ious))
+                if ious[j] >= iou_thr:
+                    matched[cand[j]] = True
+                    tp += 1
+                    continue
+            fp += 1
+        fn += int((~matched).sum())
+    return {"tp": tp, "fp": fp, "fn": fn}
+
+
+def coco_metrics(gts: Sequence[Dict], preds: Sequence[Dict], class_names: Sequence[str],
+                 max_dets: int = 1000) -> Dict[str, float]:
+    """COCO AP/AR as fractions; keys: mAP (AP50), mAP_50_95, AP75, mAR, AP_<iou>, AP50.<class>."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for i, (g, p) in enumerate(zip(gts, preds), start=1):
+        images.append({"id": i})
+        for b, l in zip(np.asarray(g["boxes"]).reshape(-1, 4), np.asarray(g["labels"])):
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(l), "iscrowd": 0,
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                         "area": float((b[2] - b[0]) * (b[3] - b[1]))})
+        for b, l, s in zip(np.asarray(p["boxes"]).reshape(-1, 4), np.asarray(p["labels"]), np.asarray(p["scores"])):
+            dets.append({"image_id": i, "category_id": int(l), "score": float(s),
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+    out: Dict[str, float] = {"mAP": 0.0, "mAP_50_95": 0.0, "AP75": 0.0, "mAR": 0.0}
+    out.update({f"AP_{t:.2f}": 0.0 for t in IOU_THRESHOLDS})
+    out.update({f"AP50.{n}": 0.0 for n in class_names})
+    if not anns:
+        return out
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns,
+                  "categories": [{"id": i, "name": n} for i, n in enumerate(class_names)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        if not dets:
+            return out
+        dt = gt.loadRes(dets)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.params.maxDets = [1, 10, max_dets]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    prec = ev.eval["precision"][:, :, :, 0, -1]  # [T, R, K] at area 'all', maxDets max_dets
+
+    def mean_valid(x: np.ndarray) -> float:
+        v = x[x > -1]
+        return float(v.mean()) if v.size else 0.0
+
+    for t, thr in enumerate(IOU_THRESHOLDS):
+        out[f"AP_{thr:.2f}"] = mean_valid(prec[t])
+    out["mAP"] = out["AP_0.50"]
+    out["AP75"] = out["AP_0.75"]
+    out["mAP_50_95"] = mean_valid(prec)
+    rec = ev.eval["recall"][:, :, 0, -1]  # [T, K]
+    out["mAR"] = mean_valid(rec)
+    for k, name in enumerate(class_names):
+        out[f"AP50.{name}"] = mean_valid(prec[0, :, k])
+    return out

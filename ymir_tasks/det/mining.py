@@ -1,0 +1,267 @@
+"""Detection mining: random, entropy, cald, aldd (see mining-algorithms.md §4).
+
+Decisions:
+
+* **random** is seeded and per image (a hash of the seed and the candidate path), so scores
+  are reproducible and do not depend on sharding.
+* **entropy**: ``-Σ s·log2 s`` over the post-NMS detections above ``mining_conf_threshold``
+  (P16, the older image's crash, cannot happen: scores are plain floats here).
+* **cald** follows the PAPER's direction, not the older image's: the informative images are
+  the least consistent ones, so the score is ``-consistency`` (highest = least consistent).
+  Per reference box and augmentation (flip, cutout, resize 0.8, rotate 5°): the best-IoU
+  prediction gives ``|IoU + 0.5·(c_ref + c_aug)·(1 - JS) - β|`` (binary JS of the two
+  confidences, β = 1.3); an augmentation's consistency is the minimum over boxes (0 when it
+  detects nothing); the image's is the mean over augmentations.
+* **aldd** works for any dense detector: it takes the per-level class-score maps of the
+  detection head (RTMDet here, not only YOLOX), sigmoid, resized to the input size, and per
+  class computes ``EoM − MoE`` with a 9×9 mean (stride 1, padding excluded), the maximum over
+  32×32 cells, then the mean; the image score is ``Σ_c w_c · s_c`` with
+  ``class_distribution_scores`` as the weights.
+* **No detection**: entropy and cald rank such images LAST (score −1, below every real
+  score). Mined pools hold many true negatives, and empty predictions would otherwise fill the
+  platform's top-k; aldd needs no detections (it reads dense maps) and random ignores them.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from executor.errors import config_error
+from executor.index import iter_candidates
+from executor.results import write_mining_result
+
+from ..common import runtime
+
+log = logging.getLogger(__name__)
+
+NO_DETECTION = -1.0
+BETA = 1.3
+
+
+def random_score(seed: int, path: str) -> float:
+    h = hashlib.sha256(f"{seed}:{path}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2.0 ** 64
+
+
+def entropy_score(scores: Sequence[float]) -> float:
+    s = np.asarray(scores, np.float64)
+    s = s[(s > 0) & (s < 1)]
+    if len(scores) == 0:
+        return NO_DETECTION
+    return float(-(s * np.log2(s)).sum())
+
+
+def binary_js(p: float, q: float) -> float:
+    """Jensen-Shannon divergence (nats) between Bernoulli(p) and Bernoulli(q)."""
+    def kl(a, b):
+        out = 0.0
+        for x, y in ((a, b), (1 - a, 1 - b)):
+            if x > 0:
+                out += x * math.log(x / max(y, 1e-12))
+        return out
+    m = (p + q) / 2
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def box_consistency(iou: float, conf_ref: float, conf_pred: float, beta: float = BETA) -> float:
+    return abs(iou + 0.5 * (conf_ref + conf_pred) * (1 - binary_js(conf_ref, conf_pred)) - beta)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from .metrics import _iou as iou
+    return iou(a, b)
+
+
+def cald_consistency(ref: Tuple[np.ndarray, np.ndarray], augs: Sequence[Tuple[np.ndarray, np.ndarray]]
+                     ) -> Optional[float]:
+    """ref/augs: (boxes xyxy [N,4] in the ORIGINAL frame, scores [N]). None without reference boxes."""
+    rb, rs = ref
+    if len(rb) == 0:
+        return None
+    per_aug = []
+    for ab, as_ in augs:
+        if len(ab) == 0:
+            per_aug.append(0.0)
+            continue
+        ious = _iou(rb, ab)
+        j = ious.argmax(1)
+        per_aug.append(min(box_consistency(float(ious[i, j[i]]), float(rs[i]), float(as_[j[i]]))
+                           for i in range(len(rb))))
+    return float(np.mean(per_aug))
+
+
+# ---- augmentations with their exact inverse box maps, for CALD --------------------------------
+
+def augment(img: np.ndarray, kind: str, rng: np.random.RandomState):
+    """(augmented image, function mapping boxes predicted on it back to the original frame)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if kind == "flip":
+        def back(b):
+            b = b.copy()
+            b[:, [0, 2]] = w - b[:, [2, 0]]
+            return b
+        return img[:, ::-1].copy(), back
+    if kind == "cutout":
+        out = img.copy()
+        for _ in range(2):
+            ch, cw = int(h * rng.uniform(0.05, 0.2)), int(w * rng.uniform(0.05, 0.2))
+            y, x = rng.randint(0, max(1, h - ch)), rng.randint(0, max(1, w - cw))
+            out[y:y + ch, x:x + cw] = 0
+        return out, lambda b: b
+    if kind == "resize":
+        small = cv2.resize(img, (max(1, int(w * 0.8)), max(1, int(h * 0.8))))
+        canvas = np.zeros_like(img)
+        canvas[:small.shape[0], :small.shape[1]] = small
+        return canvas, lambda b: b / 0.8
+    if kind == "rotate":
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 5.0, 1.0)
+        inv = cv2.invertAffineTransform(m)
+        rotated = cv2.warpAffine(img, m, (w, h))
+
+        def back(b):
+            if len(b) == 0:
+                return b
+            pts = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], 1)  # N,4,2
+            mapped = pts @ inv[:, :2].T + inv[:, 2]
+            return np.concatenate([mapped.min(1), mapped.max(1)], 1)
+        return rotated, back
+    raise ValueError(kind)
+
+
+CALD_AUGS = ("flip", "cutout", "resize", "rotate")
+
+
+# ---- ALDD --------------------------------------------------------------------------------------
+
+def aldd_class_score(maps, avg: int = 9, cell: int = 32):
+    """ALDD score per image for one class: maps [B, ch, H, W] probabilities → [B]."""
+    import torch
+    import torch.nn.functional as F
+
+    eps = 1e-12
+    p = maps.double().clamp(eps, 1 - eps)
+
+    def bce(x):
+        return -(x * torch.log(x) + (1 - x) * torch.log(1 - x))
+    pool = dict(kernel_size=avg, stride=1, padding=avg // 2, count_include_pad=False)
+    moe = F.avg_pool2d(bce(p), **pool).sum(1, keepdim=True)
+    mean = F.avg_pool2d(p, **pool).clamp(eps, 1 - eps)
+    eom = bce(mean).sum(1, keepdim=True)
+    u = eom - moe
+    return F.max_pool2d(u, cell, cell, ceil_mode=True).mean(dim=(1, 2, 3))
+
+
+def class_weights(text: str, n: int, file: str = "config.yaml") -> np.ndarray:
+    if not text.strip():
+        return np.ones(n)
+    try:
+        w = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        w = []
+    if len(w) != n:
+        raise config_error(f"expected {n} comma-separated numbers (one per class), got {text!r}", file=file,
+                           field="class_distribution_scores")
+    return np.asarray(w)
+
+
+def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int) -> List[float]:
+    """Dense class maps of the detection head → ALDD per image."""
+    import torch
+    import torch.nn.functional as F
+    from mmdet.apis.inference import Compose  # noqa: F401  (mmdet's pipeline machinery)
+    from mmcv.transforms import Compose as Pipeline
+    from mmengine.dataset import default_collate  # noqa: F401
+
+    from .config import test_pipeline
+
+    pipe = Pipeline([dict(type="LoadImageFromNDArray")] + test_pipeline(size, False)[1:])
+    data = [pipe(dict(img=img, img_id=0)) for img in images]
+    batch = model.data_preprocessor({"inputs": [d["inputs"] for d in data],
+                                     "data_samples": [d["data_samples"] for d in data]}, False)
+    with torch.no_grad():
+        feats = model.extract_feat(batch["inputs"])
+        cls_scores = model.bbox_head(feats)[0]  # per level [B, C, h, w], before sigmoid
+    b, c = cls_scores[0].shape[:2]
+    total = torch.zeros(b, dtype=torch.float64)
+    for k in range(c):
+        maps = torch.cat([F.interpolate(lvl[:, k:k + 1].sigmoid().float(), size=(size, size), mode="bilinear",
+                                        align_corners=False) for lvl in cls_scores], 1)
+        total += float(weights[k]) * aldd_class_score(maps).cpu()
+    return total.tolist()
+
+
+def mine(ctx) -> None:
+    if runtime.wants_distributed(ctx):
+        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
+        return
+    launcher = runtime.init_distributed_if_worker()
+    import json
+
+    from .infer import batches, detect, model_for
+
+    p = ctx.cfg.params
+    algorithm = p["mining_algorithm"]
+    cands = list(iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
+    rank, world = runtime.rank(), runtime.world_size()
+    items = [(i, c.image) for i, c in enumerate(cands)][rank::world]
+    tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
+    os.makedirs(tmp, exist_ok=True)
+    scores: Dict[int, float] = {}
+    if algorithm == "random":
+        scores = {i: random_score(p["seed"], cands[i].raw_image) for i, _ in items}
+    else:
+        # aldd reads dense maps, not boxes; entropy and cald ignore boxes under the mining threshold.
+        model, meta, _ = model_for(ctx, p["max_detections"],
+                                   None if algorithm == "aldd" else p["mining_conf_threshold"])
+        weights = class_weights(p["class_distribution_scores"], len(meta["class_names"]), ctx.cfg.source_file)
+        size = int(model.cfg.test_dataloader.dataset.pipeline[1]["scale"][0])
+        conf = p["mining_conf_threshold"]
+        done = 0
+        for batch in batches(items, p["samples_per_gpu"], p["workers_per_gpu"]):
+            imgs = [img for *_, img in batch]
+            if algorithm == "aldd":
+                vals = aldd_scores(model, imgs, weights, size)
+            elif algorithm == "entropy":
+                vals = [entropy_score(s[s >= conf]) for _, s, _ in detect(model, imgs)]
+            else:
+                vals = []
+                for (idx, path, img), (b, s, _) in zip(batch, detect(model, imgs)):
+                    keep = s >= conf
+                    rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
+                    views = [augment(img, a, rng) for a in CALD_AUGS]
+                    outs = detect(model, [v for v, _ in views])
+                    augs = []
+                    for (_, back), (ab, as_, _) in zip(views, outs):
+                        k = as_ >= conf
+                        augs.append((back(ab[k]), as_[k]))
+                    c = cald_consistency((b[keep], s[keep]), augs)
+                    vals.append(NO_DETECTION if c is None else -c)
+            for (idx, _, _), v in zip(batch, vals):
+                scores[idx] = float(v)
+            done += len(batch)
+            if rank == 0:
+                ctx.progress(0.95 * done / max(len(items), 1))
+    with open(os.path.join(tmp, f"rank{rank}.json"), "w", encoding="utf-8") as f:
+        json.dump(scores, f)
+    if launcher:
+        import torch.distributed as dist
+        dist.barrier()
+    if rank == 0:
+        merged: Dict[int, float] = {}
+        for r in range(world):
+            with open(os.path.join(tmp, f"rank{r}.json"), encoding="utf-8") as f:
+                merged.update({int(k): v for k, v in json.load(f).items()})
+        write_mining_result(ctx.env, [(c.raw_image, merged[i]) for i, c in enumerate(cands)])
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("mining %s: wrote %s (%d candidates)", algorithm, ctx.env.output.mining_result_file, len(cands))
+    if launcher:
+        import torch.distributed as dist
+        dist.barrier()

@@ -1,0 +1,74 @@
+"""Detection training: YMIR index + ark / voc / coco → mmdet Runner → result.yaml stages
+(``best`` / ``last``; ``mAP`` = AP@0.5 as a fraction, with ``mAR`` and tp / fp / fn)."""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+
+from ..common import runtime
+from ..common.stages import StageWriter
+from ..seg.train import _pretrained
+from .data import prepare
+
+log = logging.getLogger(__name__)
+
+CONFIG = "det_config.py"
+
+
+def train(ctx) -> None:
+    if runtime.wants_distributed(ctx):
+        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
+        return
+    launcher = runtime.init_distributed_if_worker()
+    from mmengine.runner import Runner
+
+    from . import mm  # noqa: F401  (registers the metric)
+    from ..common import hooks  # noqa: F401
+
+    out = ctx.env.output
+    work_dir = os.path.join(out.root_dir, "work_dirs", "det")
+    cache = os.path.join(out.root_dir, "det-cache")
+    for d in (work_dir, out.tensorboard_dir, out.models_dir):
+        os.makedirs(d, exist_ok=True)
+    if runtime.is_main_process():
+        data = prepare(ctx.env, ctx.class_names, cache)
+    if launcher:
+        import torch.distributed as dist
+        dist.barrier()
+    if not runtime.is_main_process():
+        data = {"train_json": os.path.join(cache, "train.json"), "val_json": os.path.join(cache, "val.json")}
+    from .config import build_train_config
+
+    cfg, args, size = build_train_config(ctx, data, work_dir, bool(launcher), runtime.cuda_available())
+    resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
+    last = os.path.join(work_dir, "last_checkpoint")
+    cfg.resume = bool(resume_wanted and os.path.isfile(last))
+    if cfg.resume:
+        log.info("resuming from %s", open(last, encoding="utf-8").read().strip())
+    else:
+        cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from, scope="mmdet") \
+            if runtime.is_main_process() or not launcher else None
+    writer = None
+    if runtime.is_main_process():
+        meta = {"kind": "det", "class_names": list(ctx.class_names), "img_size": size,
+                "preset": ctx.cfg["config_file"], "conf_threshold": ctx.cfg["conf_threshold"]}
+
+        def attachment(m):
+            return {"mAP@0.5": m.get("mAP"), "mAP@[.5:.95]": m.get("mAP_50_95"), "AP75": m.get("AP75"),
+                    "mAR": m.get("mAR"), "AP_by_IoU": {k[3:]: v for k, v in m.items() if k.startswith("AP_")},
+                    "AP50_by_class": {k[5:]: v for k, v in m.items() if k.startswith("AP50.")},
+                    "tp": m.get("tp"), "fp": m.get("fp"), "fn": m.get("fn"),
+                    "conf_threshold": ctx.cfg["conf_threshold"]}
+        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mAP", ["mAP", "mAR"], counts=["tp", "fp", "fn"],
+                             attachment=attachment)
+    runtime.set_task_context(ctx, stage_writer=writer)
+    with runtime.trusted_checkpoints():
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    if runtime.is_main_process():
+        for ckpt in glob.glob(os.path.join(work_dir, "*.pth")):
+            os.remove(ckpt)
+        if os.path.exists(last):
+            os.remove(last)
