@@ -73,5 +73,5 @@ class StageWriter:
             last_files += sorted(glob.glob(os.path.join(self.work_dir, "*_*.pth")))
         write_model_stage(self.ctx.env, "last", last_files, scores, counts=counts, best_stage_name="best",
                           attachments={"last": [table]})
-        log.info("evaluation (epoch %d, iteration %d): %s (best %s %.4f); stages written", runner.epoch,
-                 runner.iter, ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), self.main_metric, self.best)
+        log.info("evaluation at iteration %d (epoch %d): %s (best %s %.4f); stages written", runner.iter,
+                 runner.epoch, ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), self.main_metric, self.best)
