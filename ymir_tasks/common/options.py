@@ -104,3 +104,14 @@ def parse_img_size(value: Any, default: Tuple[int, int], file: str = "config.yam
         raise config_error(f"invalid value {value!r}, expected 'W,H' or one size, each in [16, 8192]",
                            file=file, field="img_size")
     return nums[0], nums[1]
+
+
+def apply_overrides(cfg, cfg_options: str, args: ArgsOptions, file: str = "config.yaml") -> None:
+    """Merge ``cfg_options`` and ``args_options --cfg-options`` into an mmengine Config."""
+    overrides = parse_cfg_options(cfg_options, file)
+    overrides.update(args.cfg_options)
+    if overrides:
+        try:
+            cfg.merge_from_dict(overrides)
+        except Exception as e:
+            raise config_error(f"cannot apply {overrides!r}: {e}", file=file, field="cfg_options") from None

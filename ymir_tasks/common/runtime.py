@@ -3,6 +3,7 @@ launch through torchrun, loading of our own checkpoints under torch >= 2.6, and
 the per-process task context the registered hooks read."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -83,7 +84,12 @@ def launch_workers(ctx, nproc: int) -> None:
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
            "-m", "executor", {"training": "train", "mining": "mine", "infer": "infer"}[ctx.task],
            "--in", ctx.env.path_map.in_dir, "--out", ctx.env.path_map.out_dir, "--kind", ctx.kind.name]
-    env = dict(os.environ, **{WORKER_ENV: "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    import torch
+
+    # torchrun would set OMP_NUM_THREADS=1; the parent's thread count keeps CPU arithmetic (and so
+    # the merged results) identical to a single-process run.
+    threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
+    env = dict(os.environ, **{WORKER_ENV: "1", "OMP_NUM_THREADS": threads})
     log.info("%s: launching %d processes: %s", ctx.task, nproc, " ".join(cmd))
     ctx.monitor.update(ctx.task, 0.0, force=True)
     proc = subprocess.run(cmd, env=env)
@@ -110,6 +116,19 @@ def init_distributed_if_worker() -> Optional[str]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
     return "pytorch"
+
+
+def distributed_entry(fn):
+    """A task entrypoint ``fn(ctx, launcher)`` that re-runs itself under torchrun when the task
+    asks for several processes, and gets mmengine's launcher name ('pytorch' in a worker, else
+    None) otherwise."""
+    @functools.wraps(fn)
+    def wrapper(ctx):
+        if wants_distributed(ctx):
+            launch_workers(ctx, ctx.cfg.gpu_count)
+            return None
+        return fn(ctx, init_distributed_if_worker())
+    return wrapper
 
 
 @contextmanager

@@ -109,11 +109,8 @@ def model_for(ctx, max_detections: int, score_thr: Optional[float] = None):
     return load_model(paths, runtime.device(), size, max_detections, meta["class_names"], score_thr), meta, paths
 
 
-def infer(ctx) -> None:
-    if runtime.wants_distributed(ctx):
-        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
-        return
-    launcher = runtime.init_distributed_if_worker()
+@runtime.distributed_entry
+def infer(ctx, launcher) -> None:
     model, meta, paths = model_for(ctx, ctx.cfg["max_detections"], ctx.cfg["conf_threshold"])
     class_names = list(meta["class_names"])
     rank, world = runtime.rank(), runtime.world_size()

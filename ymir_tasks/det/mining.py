@@ -197,11 +197,8 @@ def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int)
     return total.tolist()
 
 
-def mine(ctx) -> None:
-    if runtime.wants_distributed(ctx):
-        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
-        return
-    launcher = runtime.init_distributed_if_worker()
+@runtime.distributed_entry
+def mine(ctx, launcher) -> None:
     import json
 
     from .infer import batches, detect, model_for

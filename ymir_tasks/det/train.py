@@ -17,11 +17,8 @@ log = logging.getLogger(__name__)
 CONFIG = "det_config.py"
 
 
-def train(ctx) -> None:
-    if runtime.wants_distributed(ctx):
-        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
-        return
-    launcher = runtime.init_distributed_if_worker()
+@runtime.distributed_entry
+def train(ctx, launcher) -> None:
     from mmengine.runner import Runner
 
     from . import mm  # noqa: F401  (registers the metric)

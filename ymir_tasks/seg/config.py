@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Tuple
 
 from executor.errors import config_error
 
-from ..common.options import parse_args_options, parse_cfg_options, parse_img_size
+from ..common.options import apply_overrides, parse_args_options, parse_img_size
 
 CONFIGS_DIR = Path(os.environ.get("YMIR_CONFIGS_DIR", Path(__file__).resolve().parents[2] / "configs")) / "seg"
 PRESETS = ("fastscnn", "deeplabv3plus", "tiny")
@@ -148,12 +148,6 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
         # mmengine passes the local rank as device_ids, which DDP refuses for CPU modules.
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
                                      broadcast_buffers=False, find_unused_parameters=False)
-    overrides = parse_cfg_options(p["cfg_options"], file)
-    overrides.update(args.cfg_options)
-    if overrides:
-        try:
-            cfg.merge_from_dict(overrides)
-        except Exception as e:
-            raise config_error(f"cannot apply {overrides!r}: {e}", file=file, field="cfg_options") from None
+    apply_overrides(cfg, p["cfg_options"], args, file)
     cfg.ymir = dict(kind="seg", img_size=list(img_size), preset=p["config_file"], lr=lr)
     return cfg, args, img_size

@@ -62,11 +62,8 @@ def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str], scope: s
     return out
 
 
-def train(ctx) -> None:
-    if runtime.wants_distributed(ctx):
-        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
-        return
-    launcher = runtime.init_distributed_if_worker()
+@runtime.distributed_entry
+def train(ctx, launcher) -> None:
     from mmengine.runner import Runner
 
     from . import mm  # noqa: F401  (registers the dataset and metric)

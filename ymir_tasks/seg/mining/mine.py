@@ -92,11 +92,8 @@ def _read_shard(path: str):
             yield json.loads(f.read(n))
 
 
-def mine(ctx) -> None:
-    if runtime.wants_distributed(ctx):
-        runtime.launch_workers(ctx, ctx.cfg.gpu_count)
-        return
-    launcher = runtime.init_distributed_if_worker()
+@runtime.distributed_entry
+def mine(ctx, launcher) -> None:
     import torch
     import yaml
     from torch.utils.data import DataLoader
