@@ -131,6 +131,35 @@ def distributed_entry(fn):
     return wrapper
 
 
+def resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint to resume from, or None.
+
+    mmengine's ``last_checkpoint`` pointer can name a file its own ``max_keep_ckpts`` clean-up
+    already deleted (a kill between the two), so a missing target falls back to the newest
+    ``epoch_N`` / ``iter_N`` checkpoint that exists, and the pointer is repaired.
+    """
+    import glob
+    import re
+
+    pointer = os.path.join(work_dir, "last_checkpoint")
+    if os.path.isfile(pointer):
+        target = open(pointer, encoding="utf-8").read().strip()
+        if target and os.path.isfile(target):
+            return target
+    found = []
+    for path in glob.glob(os.path.join(work_dir, "*.pth")):
+        m = re.fullmatch(r"(?:epoch|iter)_(\d+)\.pth", os.path.basename(path))
+        if m:
+            found.append((int(m.group(1)), path))
+    if not found:
+        return None
+    path = max(found)[1]
+    with open(pointer, "w", encoding="utf-8") as f:
+        f.write(path)
+    log.warning("last_checkpoint named a missing file; resuming from %s instead", path)
+    return path
+
+
 @contextmanager
 def trusted_checkpoints() -> Iterator[None]:
     """Let torch.load read this run's own mmengine checkpoints (numpy scalars, HistoryBuffer).

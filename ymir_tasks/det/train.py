@@ -41,9 +41,11 @@ def train(ctx, launcher) -> None:
     cfg, args, size = build_train_config(ctx, data, work_dir, bool(launcher), runtime.cuda_available())
     resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
     last = os.path.join(work_dir, "last_checkpoint")
-    cfg.resume = bool(resume_wanted and os.path.isfile(last))
+    ckpt = runtime.resume_checkpoint(work_dir) if resume_wanted else None
+    cfg.resume = ckpt is not None
     if cfg.resume:
-        log.info("resuming from %s", open(last, encoding="utf-8").read().strip())
+        cfg.load_from = ckpt
+        log.info("resuming from %s", ckpt)
     else:
         cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from, scope="mmdet") \
             if runtime.is_main_process() or not launcher else None

@@ -93,10 +93,11 @@ def train(ctx, launcher) -> None:
     cfg, args, img_size = build_train_config(ctx, data, work_dir, bool(launcher), use_cuda)
     resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
     last = os.path.join(work_dir, "last_checkpoint")
-    if resume_wanted and os.path.isfile(last):
+    ckpt = runtime.resume_checkpoint(work_dir) if resume_wanted else None
+    if ckpt is not None:
         cfg.resume = True
-        cfg.load_from = None
-        log.info("resuming from %s", open(last, encoding="utf-8").read().strip())
+        cfg.load_from = ckpt
+        log.info("resuming from %s", ckpt)
     else:
         cfg.resume = False
         cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from) if runtime.is_main_process() \
