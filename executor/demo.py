@@ -20,7 +20,8 @@ from .annotations import CocoSegReader, detect_annotation_format, read_ark
 from .env import PathMap, load_env
 from .images import image_size
 from .index import iter_candidates, read_index
-from .registry import TaskKind, all_kinds
+from .pointcloud import load_points, read_boxes3d
+from .registry import DET3D_OBJECT_TYPE, TaskKind, all_kinds
 from .runner import run
 from .verify import verify_output
 from .workspace import make_workspace
@@ -31,7 +32,10 @@ def check_inputs(ws: Path) -> Dict[str, int]:
     pm = PathMap(str(ws / "in"), str(ws / "out"))
     env = load_env(str(ws / "in" / "env.yaml"), pm)
     with open(env.input.config_file, "r", encoding="utf-8") as f:
-        class_names = yaml.safe_load(f)["class_names"]
+        config = yaml.safe_load(f)
+    class_names = config["class_names"]
+    if config.get("object_type") == DET3D_OBJECT_TYPE:
+        return _check_inputs_3d(env, pm, class_names)
     found = {"images": 0, "objects": 0}
     for index in (env.input.training_index_file, env.input.val_index_file):
         if not index:
@@ -49,6 +53,20 @@ def check_inputs(ws: Path) -> Dict[str, int]:
     if env.input.candidate_index_file:
         for entry in iter_candidates(env.input.candidate_index_file, path_map=pm):
             image_size(entry.image)
+            found["images"] += 1
+    return found
+
+
+def _check_inputs_3d(env, pm: PathMap, class_names: List[str]) -> Dict[str, int]:
+    found = {"images": 0, "objects": 0}
+    for index in (env.input.training_index_file, env.input.val_index_file):
+        for entry in (read_index(index, path_map=pm) if index else []):
+            load_points(entry.image)
+            found["images"] += 1
+            found["objects"] += len(read_boxes3d(entry.annotation, class_names))
+    if env.input.candidate_index_file:
+        for entry in iter_candidates(env.input.candidate_index_file, path_map=pm):
+            load_points(entry.image)
             found["images"] += 1
     return found
 
@@ -127,6 +145,17 @@ def demo_kind(kind: TaskKind, root: Path) -> Dict[str, str]:
             best = yaml.safe_load(f)
         stage = best["model_stages"][best["best_stage_name"]]
         row["val mAP@0.5"] = f"{stage['mAP']:.3f}"
+    if rc == 0 and kind.name == "det3d":
+        import json
+
+        with open(train_ws / "out" / "models" / "result.yaml", encoding="utf-8") as f:
+            best = yaml.safe_load(f)
+        row["val mAP (3D)"] = f"{best['model_stages'][best['best_stage_name']]['mAP']:.3f}"
+        report = json.loads((mine_ws / "out" / "bank" / "mining-report.json").read_text())
+        allrow = [r for r in report.get("bank", []) if r["class"] == "all"]
+        if allrow:
+            row["bank"] = (f"{allrow[0]['pseudo']} pseudo labels, recall@0.5 {allrow[0]['recall@0.5']:.2f}, "
+                           f"precision@0.5 {allrow[0]['precision@0.5']:.2f}")
     row["result"] = "OK" if rc == 0 and not problems else f"{label} failed"
     row["time"] = f"{time.time() - t0:.0f} s"
     return row

@@ -39,6 +39,10 @@ class YmirError(Exception):
         self.line = line
         super().__init__(self.one_line())
 
+    def __reduce__(self):
+        # Picklable, so an error raised in a DataLoader worker reaches the main process intact.
+        return (_rebuild, (int(self.code), self.message, self.file, self.field, self.line))
+
     def one_line(self) -> str:
         where = []
         if self.file:
@@ -48,6 +52,10 @@ class YmirError(Exception):
         prefix = f"[{int(self.code)} {self.code.name.lower()}] "
         text = self.message.replace("\n", " ").strip()
         return prefix + (", ".join(where) + ": " if where else "") + text
+
+
+def _rebuild(code: int, message: str, file: Optional[str], field: Optional[str], line: Optional[int]) -> YmirError:
+    return YmirError(ErrorCode(code), message, file=file, field=field, line=line)
 
 
 def config_error(message: str, **kw) -> YmirError:

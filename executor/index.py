@@ -17,7 +17,8 @@ from .records import IndexEntry
 
 def iter_index(path: str, *, columns: int, path_map: Optional[PathMap] = None,
                check_exists: bool = True) -> Iterator[IndexEntry]:
-    """Yield the entries of an index file with ``columns`` = 2 (image, annotation) or 1 (candidates).
+    """Yield the entries of an index file with ``columns`` = 2 (image, annotation), 1 (candidates)
+    or 0 (candidates with an optional annotation).
 
     A candidate file whose lines carry a second column (older exports) is accepted:
     the first field is the image.
@@ -44,7 +45,9 @@ def iter_index(path: str, *, columns: int, path_map: Optional[PathMap] = None,
                         file=path, line=lineno)
                 image, ann = parts[0].strip(), parts[1].strip()
             else:
-                image, ann = parts[0].strip(), None
+                image = parts[0].strip()
+                # columns=0: candidates whose optional second field is kept (3D sparse labels).
+                ann = parts[1].strip() or None if columns == 0 and len(parts) > 1 else None
                 if not image:
                     raise dataset_error(f"empty image path: {text[:120]!r}", file=path, line=lineno)
             local_image = path_map(image)
@@ -74,6 +77,12 @@ def iter_candidates(path: str, *, path_map: Optional[PathMap] = None,
                     check_exists: bool = True) -> Iterator[IndexEntry]:
     """Candidates of ``candidate-index.tsv``, streamed."""
     return iter_index(path, columns=1, path_map=path_map, check_exists=check_exists)
+
+
+def iter_candidates_with_labels(path: str, *, path_map: Optional[PathMap] = None,
+                                check_exists: bool = True) -> Iterator[IndexEntry]:
+    """Candidates with their optional second column (``scan<TAB>labels``, the 3D extension)."""
+    return iter_index(path, columns=0, path_map=path_map, check_exists=check_exists)
 
 
 def count_lines(path: str) -> int:

@@ -13,8 +13,10 @@ from typing import Callable, Dict, List, Optional
 from .errors import ErrorCode, YmirError
 from .hyperparams import Schema
 
+# object_type of the 3D image: YMIR defines none for point clouds, so a value it does not use.
+DET3D_OBJECT_TYPE = 100
 OBJECT_TYPE_NAMES = {2: "detection", 3: "semantic segmentation", 4: "instance segmentation",
-                     50: "multi-modal"}
+                     50: "multi-modal", DET3D_OBJECT_TYPE: "LiDAR 3D detection (ymir-executor extension)"}
 
 
 @dataclass

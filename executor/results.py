@@ -275,6 +275,46 @@ class DetectionInferWriter:
         self.out.abort()
 
 
+class Detection3DInferWriter:
+    """Streams ``infer-result.json`` for LiDAR 3D detection (this project's extension, the analogue
+    of §5.4): ``{"box3d_format": ..., "detection3d": {basename: {"boxes": [{"box3d": {x, y, z, dx,
+    dy, dz, yaw}, "class_name", "score"}]}}}``, metres and radians, LiDAR frame, bottom centre.
+    Every candidate is present, with an empty list when nothing was detected."""
+
+    FORMAT = "LiDAR frame, bottom centre x y z, sizes dx dy dz, yaw about z counter-clockwise from +x"
+
+    def __init__(self, env: Env, class_names: Sequence[str]) -> None:
+        self.class_names = list(class_names)
+        self.out = _StreamingJson(env.output.infer_result_file)
+        self.out.f.write('{"box3d_format": ' + json.dumps(self.FORMAT) + ', "detection3d": {')
+        self.seen: set = set()
+
+    def add(self, path: str, boxes: Iterable[Tuple[int, float, Sequence[float]]]) -> None:
+        """``boxes``: (class_id, score, [x, y, z, dx, dy, dz, yaw])."""
+        name = os.path.basename(path)
+        if name in self.seen:
+            return
+        items = []
+        for cls, score, box in boxes:
+            vals = [float(v) for v in box[:7]]
+            if not all(math.isfinite(v) for v in vals) or min(vals[3:6]) <= 0:
+                continue
+            items.append({"box3d": {k: round(v, 4) for k, v in zip(("x", "y", "z", "dx", "dy", "dz", "yaw"), vals)},
+                          "class_name": self.class_names[int(cls)], "score": float(min(max(score, 0.0), 1.0))})
+        self.out.f.write(("," if self.seen else "") + json.dumps(name) + ":" + json.dumps({"boxes": items}))
+        self.seen.add(name)
+
+    def close(self, candidates: Iterable[str] = ()) -> None:
+        for path in candidates:
+            if os.path.basename(path) not in self.seen:
+                self.add(path, [])
+        self.out.f.write("}}")
+        self.out.commit()
+
+    def abort(self) -> None:
+        self.out.abort()
+
+
 class SegmentationInferWriter:
     """Streams COCO ``infer-result.json`` for semantic segmentation (contract §5.5).
 

@@ -24,9 +24,11 @@ import yaml
 from .env import Env, InputPaths, OutputPaths, PathMap, load_env
 from .errors import YmirError
 from .index import count_lines, iter_candidates
+from .registry import DET3D_OBJECT_TYPE
 
 TASKS = ("training", "mining", "infer")
-MAIN_METRIC = {2: "mAP", 3: "mIoU", 4: "maskAP"}
+MAIN_METRIC = {2: "mAP", 3: "mIoU", 4: "maskAP", DET3D_OBJECT_TYPE: "mAP"}
+
 METRIC_FIELDS = ("mAP", "mAR", "mIoU", "mAcc", "maskAP", "boxAP")
 COUNT_FIELDS = ("tp", "fp", "fn")
 MONITOR_STATES = {1: "pending", 2: "running", 3: "done", 4: "error"}
@@ -457,6 +459,49 @@ def _check_det_box(obj: Any, known: Optional[Set[str]], file: str, prefix: str, 
         rep.add(file, f"{prefix}.score", f"expected a number in [0, 1], got {_short(score)}", "score not in [0, 1]")
 
 
+def _check_infer_det3d(env: Env, class_names: Optional[List[str]], rep: _Report) -> None:
+    """The 3D analogue of §5.4 (this project's extension): every candidate's basename is a key of
+    ``detection3d`` with a ``boxes`` list of {box3d: {x, y, z, dx, dy, dz, yaw}, class_name, score}."""
+    file = env.output.infer_result_file
+    ok, doc = _load_json(file, rep)
+    if not ok:
+        return
+    det = doc.get("detection3d") if isinstance(doc, dict) else None
+    if not isinstance(det, dict):
+        rep.add(file, "detection3d", "missing or not a mapping {basename: {boxes: [...]}}")
+        return
+    cands = _read_candidates(env, rep)
+    if cands is not None:
+        _compare_names(set(det), {posixpath.basename(p) for p in cands}, file, "detection3d", "key(s)", rep)
+    known = set(class_names) if class_names is not None else None
+    for name, value in det.items():
+        prefix = f"detection3d.{name}"
+        boxes = value.get("boxes") if isinstance(value, dict) else None
+        if not isinstance(boxes, list):
+            rep.add(file, f"{prefix}.boxes", f"expected a list, got {_short(boxes)}", "boxes not a list")
+            continue
+        for i, obj in enumerate(boxes):
+            where = f"{prefix}.boxes[{i}]"
+            box = obj.get("box3d") if isinstance(obj, dict) else None
+            if not isinstance(box, dict):
+                rep.add(file, f"{where}.box3d", f"expected {{x, y, z, dx, dy, dz, yaw}}, got {_short(box)}",
+                        "box3d missing")
+                continue
+            for k in ("x", "y", "z", "dx", "dy", "dz", "yaw"):
+                v = box.get(k)
+                if not _is_number(v):
+                    rep.add(file, f"{where}.box3d.{k}", f"expected a finite number, got {_short(v)}", "box3d value")
+                elif k in ("dx", "dy", "dz") and v <= 0:
+                    rep.add(file, f"{where}.box3d.{k}", f"must be > 0, got {v}", "box3d size not > 0")
+            cname = obj.get("class_name")
+            if not isinstance(cname, str) or (known is not None and cname not in known):
+                rep.add(file, f"{where}.class_name", f"{_short(cname)} not in config class_names", "unknown class_name")
+            score = obj.get("score")
+            if not _is_number(score) or not 0 <= score <= 1:
+                rep.add(file, f"{where}.score", f"expected a number in [0, 1], got {_short(score)}",
+                        "score not in [0, 1]")
+
+
 def _rle_counts(s: str) -> List[int]:
     """Decode a COCO compressed RLE string (pycocotools' rleFrString) in Python.
 
@@ -736,7 +781,8 @@ def _verify(in_dir: str, out_dir: str, tasks: Optional[List[str]],
         object_type = cfg.get("object_type", 2)
     if not _is_int(object_type) or object_type not in MAIN_METRIC:
         rep.add(env.input.config_file, "object_type",
-                f"unsupported object_type {_short(object_type)}, expected 2 (detection), 3 or 4 (segmentation)")
+                f"unsupported object_type {_short(object_type)}, expected 2 (detection), 3 or 4 (segmentation) "
+                "or 100 (LiDAR 3D detection)")
         object_type = 2
     class_names: Optional[List[str]] = None
     if "infer" in tasks and cfg:
@@ -753,6 +799,8 @@ def _verify(in_dir: str, out_dir: str, tasks: Optional[List[str]],
     if "infer" in tasks:
         if object_type == 2:
             _check_infer_detection(env, class_names, rep)
+        elif object_type == DET3D_OBJECT_TYPE:
+            _check_infer_det3d(env, class_names, rep)
         else:
             _check_infer_segmentation(env, class_names, rep)
     if tasks:

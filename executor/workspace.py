@@ -183,8 +183,13 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
     if task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}")
     kind = get_kind(kind_name)
-    if kind.name not in ("det", "seg"):
+    if kind.name not in ("det", "seg", "det3d"):
         raise NotImplementedError(f"make-workspace --kind {kind.name} is not implemented yet")
+    if kind.name == "det3d":
+        from .workspace3d import make_det3d_workspace
+
+        return make_det3d_workspace(directory, kind, task, seed=seed, num_train=num_train, num_val=num_val,
+                                    num_candidates=num_candidates, protocol=protocol, overrides=overrides)
     root = Path(directory)
     in_dir, out_dir, gt_dir = root / "in", root / "out", root / "ground-truth"
     for d in (in_dir, out_dir, gt_dir):
@@ -207,7 +212,6 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
         return out
 
     summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": class_names}
-    task_name = TASKS[task]
     if task == "train":
         splits = {"train": batch(num_train), "val": batch(num_val)}
         ann_root = in_dir
@@ -239,6 +243,15 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
         doc = _coco_document(all_samples, class_names)
         (ann_root / "annotations" / "coco-annotations.json").write_text(json.dumps(doc))
 
+    _write_env_config(in_dir, kind, task, class_names, protocol, overrides)
+    (root / "workspace-summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _write_env_config(in_dir: Path, kind: TaskKind, task: str, class_names: Sequence[str], protocol: str,
+                      overrides: Optional[Dict[str, Any]], extra: Optional[Dict[str, Any]] = None) -> None:
+    """env.yaml and config.yaml (the schema's defaults plus the platform's keys)."""
+    task_name = TASKS[task]
     env = Env(protocol_version=protocol, task_id=f"t-demo-{kind.name}-{task}",
               run_training=task == "train", run_mining=task == "mine", run_infer=task in ("mine", "infer"),
               input=InputPaths(training_index_file="/in/train-index.tsv" if task == "train" else "",
@@ -255,10 +268,9 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
         config["pretrained_model_params"] = []
     else:
         config.update({"model_params_path": [], "run_mining": env.run_mining, "run_infer": env.run_infer})
+    config.update(extra or {})
     config.update(overrides or {})
     (in_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    (root / "workspace-summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
 
 
 def _split_summary(samples: Sequence[Sample], kind: str) -> Dict[str, Any]:

@@ -1,0 +1,146 @@
+"""3D inference: batched PointPillars forward over the candidate scans (loaded in DataLoader
+workers), boxes above ``conf_threshold``, up to ``max_detections`` per frame, streamed into
+``infer-result.json`` (:class:`executor.results.Detection3DInferWriter`), every candidate present."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from executor.errors import YmirError, model_error
+from executor.index import iter_candidates
+from executor.pointcloud import Boxes3D, load_points
+from executor.results import Detection3DInferWriter
+
+from ..common import runtime
+from ..common.models import find_stage
+from .geometry import Aug, augment_points, invert_boxes
+from .train import CONFIG
+
+log = logging.getLogger(__name__)
+
+
+def load_model(ctx, max_detections: int, score_thr: Optional[float] = None):
+    """The stage's model on this process's device, and its ymir-model.yaml."""
+    from mmengine.config import Config
+    from mmdet3d.apis import init_model
+
+    from . import mm  # noqa: F401  (registers the dataset)
+    from .config import inference_dataset
+
+    paths = find_stage(ctx, "3D detection", CONFIG)
+    with open(paths["meta"], encoding="utf-8") as f:
+        meta = yaml.safe_load(f)
+    cfg = Config.fromfile(paths["config"])
+    cfg.test_dataloader = dict(dataset=inference_dataset(meta["class_names"], meta["point_cloud_range"]))
+    cfg.model.test_cfg.max_num = max_detections
+    cfg.model.test_cfg.nms_pre = max(int(cfg.model.test_cfg.get("nms_pre", 100)), 2 * max_detections)
+    if score_thr is not None:
+        cfg.model.test_cfg.score_thr = min(float(cfg.model.test_cfg.get("score_thr", 0.1)), score_thr)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Don't suggest using CPU device": CPU is a supported path here
+        model = init_model(cfg, checkpoint=None, device=runtime.device())
+    state = runtime.load_state_dict_file(paths["weights"])
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise model_error(f"weights do not fit the stage's config ({len(missing)} tensors missing, e.g. "
+                          f"{missing[0]})", file=paths["weights"])
+    log.info("3D model %s (%s, classes %s)", paths["dir"], meta.get("preset"), meta["class_names"])
+    return model.eval(), meta, paths
+
+
+def predict(model, clouds: Sequence[np.ndarray]) -> List[Boxes3D]:
+    """One batched forward over point arrays (N×4 float32); boxes in each array's own frame."""
+    import torch
+    from mmdet3d.apis import inference_detector
+
+    if not clouds:
+        return []
+    with torch.no_grad():
+        results, _ = inference_detector(model, [np.ascontiguousarray(c, dtype=np.float32) for c in clouds])
+    out = []
+    for r in results:
+        p = r.pred_instances_3d
+        out.append(Boxes3D(p.bboxes_3d.tensor[:, :7].cpu().numpy().astype(np.float64),
+                           p.labels_3d.cpu().numpy().astype(np.int64), p.scores_3d.cpu().numpy().astype(np.float64)))
+    return out
+
+
+class ModelPredictor:
+    """:class:`~.bank.Predictor` over a real model: all views of a batch of frames in forwards of
+    ``batch_size`` clouds; augmented views mapped back to the raw frame."""
+
+    def __init__(self, model, batch_size: int) -> None:
+        self.model = model
+        self.batch_size = max(1, batch_size)
+
+    def predict_views(self, frames: Sequence[Tuple[str, np.ndarray, List[Aug]]]) -> List[List[Boxes3D]]:
+        clouds, owners = [], []
+        for f, (_, pts, augs) in enumerate(frames):
+            clouds.append(pts)
+            owners.append((f, None))
+            for a in augs:
+                clouds.append(augment_points(pts, a))
+                owners.append((f, a))
+        preds: List[Boxes3D] = []
+        for i in range(0, len(clouds), self.batch_size):
+            preds += predict(self.model, clouds[i:i + self.batch_size])
+        out: List[List[Boxes3D]] = [[] for _ in frames]
+        for (f, a), p in zip(owners, preds):
+            out[f].append(p if a is None else Boxes3D(invert_boxes(p.boxes, a), p.labels, p.scores))
+        return out
+
+
+class _Scans:
+    def __init__(self, items: Sequence[Tuple[int, str, Optional[str]]]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        idx, path, ann = self.items[i]
+        try:
+            return idx, path, ann, load_points(path)
+        except YmirError as e:  # re-raised by the main process: a worker's exception loses its code
+            return idx, path, ann, e
+
+
+def scan_batches(items: Sequence[Tuple[int, str, Optional[str]]], batch_size: int, workers: int) -> Iterator[List]:
+    from torch.utils.data import DataLoader
+
+    runtime.fork_safe_loader_setup()
+    for batch in DataLoader(_Scans(items), batch_size=batch_size, num_workers=workers, collate_fn=lambda b: b):
+        for *_, pts in batch:
+            if isinstance(pts, YmirError):
+                raise pts
+        yield batch
+
+
+def infer(ctx) -> None:
+    if ctx.cfg.gpu_count > 1:
+        log.warning("3D inference runs in one process (gpu_count %d asked)", ctx.cfg.gpu_count)
+    conf = ctx.cfg["conf_threshold"]
+    model, meta, paths = load_model(ctx, ctx.cfg["max_detections"], conf)
+    cands = [(i, c.image, None) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
+                                                                        path_map=ctx.env.path_map))]
+    writer = Detection3DInferWriter(ctx.env, meta["class_names"])
+    n_boxes = done = 0
+    try:
+        for batch in scan_batches(cands, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"]):
+            for (_, path, _, _), b in zip(batch, predict(model, [pts for *_, pts in batch])):
+                keep = b.scores >= conf
+                writer.add(path, [(int(l), float(s), box) for box, l, s in
+                                  zip(b.boxes[keep], b.labels[keep], b.scores[keep])])
+                n_boxes += int(keep.sum())
+                done += 1
+                ctx.progress(0.95 * done / max(len(cands), 1))
+        writer.close(path for _, path, _ in cands)
+    except BaseException:
+        writer.abort()
+        raise
+    log.info("3D inference: wrote %s (%d frames, %d boxes, conf %.2f)", ctx.env.output.infer_result_file,
+             len(cands), n_boxes, conf)

@@ -1,0 +1,227 @@
+"""3D mining task: instance-bank mining (:mod:`.bank`) over the candidate scans.
+
+Pass 1 predicts every frame on the raw scan and ``aug_views`` augmented copies (batched, scans
+loaded in DataLoader workers), reduces the predictions to per-box features and streams them to
+``/out/mining-tmp``; the calibration samples (predictions matching annotated boxes) are all it
+keeps in memory. Pass 2 applies the calibrated thresholds frame by frame: bank inserts, frame
+scores, the bank files and, when ``eval_index_file`` names full labels, the bank table.
+
+Outputs: ``/out/result.tsv`` (contract); with ``write_bank``: ``/out/bank/bank_dbinfos.pkl`` +
+``/out/bank/database/*.bin`` (mmdet3d dbinfos: ``DataBaseSampler(info_path=..., data_root=/out/bank)``
+samples from it; annotated instances carry score −1, pseudo ones their score),
+``/out/bank/pseudo_labels/<frame>.txt`` (annotated + pseudo boxes, 9 columns with the score),
+``/out/bank/mining-report.json`` (thresholds, per-frame components, bank table) and
+``bank-table.txt``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from executor.errors import config_error
+from executor.fileio import atomic_write_json, atomic_write_text
+from executor.index import iter_candidates_with_labels, read_index
+from executor.pointcloud import Boxes3D, format_boxes3d, load_points, read_boxes3d
+from executor.results import write_mining_result
+
+from .bank import (BankEvaluator, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds, add_samples,
+                   calibrate, frame_features, select, spearman)
+from .geometry import aug_for, points_in_boxes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Frame:
+    key: str  # the candidate path exactly as in the index
+    scan: str  # local path
+    known: Boxes3D
+
+
+def collect_features(batches: Iterable[List[Tuple[Frame, np.ndarray]]], predictor: Predictor, params: MiningParams,
+                     aug_views: int, aug_seed: int, sink: Callable[[FrameFeatures], None],
+                     progress: Optional[Callable[[int], None]] = None) -> Dict[int, List[Tuple[float, float]]]:
+    """Pass 1: features of every frame handed to ``sink``; returns the calibration samples."""
+    samples: Dict[int, List[Tuple[float, float]]] = {}
+    done = 0
+    for batch in batches:
+        views = predictor.predict_views([(f.key, pts, [aug_for(aug_seed, f.key, v + 1) for v in range(aug_views)])
+                                         for f, pts in batch])
+        for (f, pts), v in zip(batch, views):
+            feats = frame_features(f.key, pts, f.known, v, params)
+            add_samples(samples, feats)
+            sink(feats)
+        done += len(batch)
+        if progress:
+            progress(done)
+    return samples
+
+
+class BankWriter:
+    """The bank in mmdet3d dbinfos format plus per-frame pseudo-label files."""
+
+    def __init__(self, root: str, class_names: Sequence[str]) -> None:
+        self.root = root
+        self.class_names = list(class_names)
+        for d in ("database", "pseudo_labels"):
+            shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+            os.makedirs(os.path.join(root, d))
+        self.infos: Dict[str, List[Dict]] = {n: [] for n in class_names}
+        self.group = 0
+
+    def add(self, frame_id: str, points: np.ndarray, known: Boxes3D, pseudo: Boxes3D) -> None:
+        both = Boxes3D.concat([known, pseudo])
+        inside = points_in_boxes(points, both.boxes) if len(both) else np.zeros((len(points), 0), dtype=bool)
+        for k, (box, label, score) in enumerate(zip(both.boxes, both.labels, both.scores)):
+            name = self.class_names[int(label)]
+            rel = f"database/{frame_id}_{name}_{k}.bin"
+            obj = points[inside[:, k]].astype(np.float32).copy()
+            obj[:, :3] -= box[:3].astype(np.float32)  # relative to the box, as mmdet3d's gt database
+            obj.tofile(os.path.join(self.root, rel))
+            self.infos[name].append({"name": name, "path": rel, "image_idx": frame_id, "gt_idx": k,
+                                     "box3d_lidar": box.astype(np.float32), "num_points_in_gt": int(len(obj)),
+                                     "difficulty": 0, "group_id": self.group, "score": float(score)})
+            self.group += 1
+        atomic_write_text(os.path.join(self.root, "pseudo_labels", f"{frame_id}.txt"),
+                          format_boxes3d(both, self.class_names, with_score=True))
+
+    def close(self) -> str:
+        path = os.path.join(self.root, "bank_dbinfos.pkl")
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(self.infos, f)
+        os.replace(path + ".tmp", path)
+        return path
+
+
+def _feature_stream(path: str) -> Tuple[Callable[[FrameFeatures], None], Callable[[], Iterator[FrameFeatures]],
+                                       Callable[[], None]]:
+    f = open(path, "wb")
+
+    def sink(feats: FrameFeatures) -> None:
+        pickle.dump(feats, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def read() -> Iterator[FrameFeatures]:
+        f.close()
+        with open(path, "rb") as r:
+            while True:
+                try:
+                    yield pickle.load(r)
+                except EOFError:
+                    return
+
+    return sink, read, f.close
+
+
+def _eval_labels(ctx) -> Optional[Dict[str, str]]:
+    index = ctx.cfg["eval_index_file"]
+    if not index:
+        return None
+    local = ctx.env.map(index)
+    if not os.path.isfile(local):
+        raise config_error("evaluation index not found", file=local, field="eval_index_file")
+    return {e.raw_image: e.annotation for e in read_index(local, path_map=ctx.env.path_map)}
+
+
+def mine(ctx) -> None:
+    from .infer import ModelPredictor, load_model, scan_batches
+
+    p = ctx.cfg.params
+    if ctx.cfg.gpu_count > 1:
+        log.warning("3D mining runs in one process (gpu_count %d asked)", ctx.cfg.gpu_count)
+    names = list(ctx.class_names)
+    params = MiningParams.from_config(p)
+    model, meta, paths = load_model(ctx, p["max_detections"], params.score_low)
+    if list(meta["class_names"]) != names:
+        log.warning("the model's classes %s differ from config class_names %s; mining uses the model's",
+                    meta["class_names"], names)
+        names = list(meta["class_names"])
+    entries = list(iter_candidates_with_labels(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
+    frames = [Frame(e.raw_image, e.image, read_boxes3d(e.annotation, names)) for e in entries]
+    log.info("3D mining: %d frames (%d annotated boxes), %d augmented view(s), score %s, model %s", len(frames),
+             sum(len(f.known) for f in frames), p["aug_views"], p["mining_score"], paths["dir"])
+    tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
+    os.makedirs(tmp, exist_ok=True)
+    sink, read, close = _feature_stream(os.path.join(tmp, "features.pkl"))
+    predictor = ModelPredictor(model, p["samples_per_gpu"])
+    by_index = {i: f for i, f in enumerate(frames)}
+
+    def batches():
+        for batch in scan_batches([(i, f.scan, None) for i, f in by_index.items()], p["samples_per_gpu"],
+                                  p["workers_per_gpu"]):
+            yield [(by_index[i], pts) for i, _, _, pts in batch]
+
+    try:
+        samples = collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink,
+                                   lambda n: ctx.progress(0.85 * n / max(len(frames), 1)))
+    finally:
+        close()
+    th = calibrate(samples, len(names), params)
+    for row in th.table(names):
+        log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions)", row["class"],
+                 row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback", row["samples"])
+    results = finish(ctx, read(), th, params, names, by_frame_scan={f.key: f.scan for f in frames})
+    shutil.rmtree(tmp, ignore_errors=True)
+    key = p["mining_score"]
+    n = write_mining_result(ctx.env, [(r.key, getattr(r, key)) for r in results])
+    log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file, n,
+             sum(len(r.pseudo) for r in results), key)
+
+
+def finish(ctx, features: Iterator[FrameFeatures], th: Thresholds, params: MiningParams, names: Sequence[str],
+           by_frame_scan: Dict[str, str]) -> List[FrameResult]:
+    """Pass 2: selection, bank files, report. Returns the (small) per-frame results."""
+    p = ctx.cfg.params
+    bank_root = os.path.join(ctx.env.output.root_dir, "bank")
+    writer = BankWriter(bank_root, names) if p["write_bank"] else None
+    eval_labels = _eval_labels(ctx)
+    evaluator = BankEvaluator(names) if eval_labels is not None else None
+    results: List[FrameResult] = []
+    for feats in features:
+        r = select(feats, th, params)
+        results.append(r)
+        if writer is not None:
+            frame_id = os.path.splitext(os.path.basename(r.key))[0]
+            writer.add(frame_id, load_points(by_frame_scan[r.key]), feats.known, r.pseudo)
+        if evaluator is not None:
+            label_file = eval_labels.get(r.key)
+            if label_file is None:
+                log.warning("eval_index_file has no labels for %s: left out of the bank table", r.key)
+            else:
+                evaluator.add(r.key, read_boxes3d(label_file, names), feats.known, r.pseudo)
+    report = {"thresholds": th.table(names), "mining_score": p["mining_score"],
+              "frames": [{"frame": r.key, "qa": round(r.qa, 6), "active": round(r.active, 6), "pseudo": len(r.pseudo),
+                          "uncertain": r.uncertain} for r in results]}
+    if evaluator is not None:
+        table = evaluator.table()
+        log.info("\n%s", table)
+        report["bank"] = evaluator.rows()
+        missing = [evaluator.missing_per_frame.get(r.key, 0) for r in results]
+        report["spearman_qa_vs_missing"] = round(spearman([r.qa for r in results], missing), 4)
+        report["spearman_active_vs_missing"] = round(spearman([r.active for r in results], missing), 4)
+        log.info("Spearman(qa score, missing instances per frame) = %.3f; (active score) = %.3f",
+                 report["spearman_qa_vs_missing"], report["spearman_active_vs_missing"])
+        os.makedirs(bank_root, exist_ok=True)
+        atomic_write_text(os.path.join(bank_root, "bank-table.txt"), table + "\n")
+    if writer is not None:
+        writer.close()
+    os.makedirs(bank_root, exist_ok=True)
+    atomic_write_json(os.path.join(bank_root, "mining-report.json"), report)
+    return results
+
+
+def mine_in_memory(frames: Sequence[Tuple[Frame, np.ndarray]], predictor: Predictor, params: MiningParams,
+                   n_classes: int, aug_views: int = 1, aug_seed: int = 0,
+                   batch: int = 8) -> Tuple[Thresholds, List[FrameResult], List[FrameFeatures]]:
+    """Both passes without files, for tests and benchmarks on a few hundred frames."""
+    feats: List[FrameFeatures] = []
+    batches = [list(frames[i:i + batch]) for i in range(0, len(frames), batch)]
+    samples = collect_features(batches, predictor, params, aug_views, aug_seed, feats.append)
+    th = calibrate(samples, n_classes, params)
+    return th, [select(f, th, params) for f in feats], feats

@@ -1,0 +1,75 @@
+"""What the 3D image registers in mmdet3d's registries: a LiDAR-only dataset over our info pkls
+(any class names, frames without boxes kept as negatives) and a CPU metric (see :mod:`.metrics`)."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # numpy 1.26 warns when np.long is merely looked up
+    if not hasattr(np, "long"):  # mmdet3d 1.4's DataBaseSampler still uses np.long (gone in numpy 1.24-1.26)
+        np.long = np.int64  # type: ignore[attr-defined]
+
+from mmengine.evaluator import BaseMetric  # noqa: E402
+from mmdet3d.datasets import Det3DDataset  # noqa: E402
+from mmdet3d.registry import DATASETS, METRICS  # noqa: E402
+from mmdet3d.structures import LiDARInstance3DBoxes  # noqa: E402
+
+from executor.pointcloud import Boxes3D  # noqa: E402
+
+from .data import load_gt  # noqa: E402
+from .metrics import det3d_metrics  # noqa: E402
+
+
+@DATASETS.register_module()
+class YmirLidarDataset(Det3DDataset):
+    """Frames of an info pkl written by :func:`ymir_tasks.det3d.data.build_infos`."""
+
+    METAINFO = {"classes": ()}
+
+    def __init__(self, *args, metainfo: Optional[dict] = None, **kwargs) -> None:
+        # Det3DDataset maps labels through METAINFO's classes; ours are the run's class names.
+        self.METAINFO = {"classes": tuple((metainfo or {}).get("classes", ()))}
+        kwargs.setdefault("data_prefix", dict(pts=""))
+        kwargs.setdefault("box_type_3d", "LiDAR")
+        kwargs.setdefault("modality", dict(use_lidar=True, use_camera=False))
+        super().__init__(*args, metainfo=metainfo, **kwargs)
+
+    def parse_ann_info(self, info: dict) -> dict:
+        ann = super().parse_ann_info(info)
+        if ann is None:
+            ann = dict(gt_bboxes_3d=np.zeros((0, 7), dtype=np.float32), gt_labels_3d=np.zeros(0, dtype=np.int64))
+        ann["gt_bboxes_3d"] = LiDARInstance3DBoxes(np.asarray(ann["gt_bboxes_3d"], dtype=np.float32).reshape(-1, 7),
+                                                   box_dim=7, origin=(0.5, 0.5, 0))
+        return ann
+
+
+@METRICS.register_module()
+class YmirDet3DMetric(BaseMetric):
+    default_prefix: Optional[str] = None
+
+    def __init__(self, ann_file: str, class_names: Sequence[str], iou_thresholds: Sequence[float],
+                 conf_threshold: float = 0.3, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ann_file = ann_file
+        self.class_names = list(class_names)
+        self.iou_thresholds = list(iou_thresholds)
+        self.conf_threshold = conf_threshold
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for s in data_samples:
+            p = s["pred_instances_3d"]
+            self.results.append((int(s["sample_idx"]), p["bboxes_3d"].tensor[:, :7].cpu().numpy().astype(np.float64),
+                                 p["scores_3d"].cpu().numpy(), p["labels_3d"].cpu().numpy()))
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        gt = load_gt(self.ann_file)
+        gts: List[Boxes3D] = []
+        preds: List[Boxes3D] = []
+        for idx, b, s, l in sorted(results, key=lambda r: r[0]):
+            gts.append(gt.get(idx, Boxes3D()))
+            preds.append(Boxes3D(b, l.astype(np.int64), s.astype(np.float64)))
+        return det3d_metrics(gts, preds, self.class_names, self.iou_thresholds, self.conf_threshold)

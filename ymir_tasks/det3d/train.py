@@ -1,0 +1,85 @@
+"""3D training: YMIR index + point-cloud labels → mmdet3d Runner (PointPillars) → result.yaml
+stages ``best`` / ``last`` with ``mAP`` = mean strict 3D AP (a fraction) and tp / fp / fn; the
+per-class table (3D AP, BEV AP, loose 3D AP) is the stage's ``evaluation.json`` attachment."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+
+from ..common import runtime
+from ..common.stages import StageWriter
+from ..seg.train import _pretrained
+
+log = logging.getLogger(__name__)
+
+CONFIG = "det3d_config.py"
+
+
+@runtime.distributed_entry
+def train(ctx, launcher) -> None:
+    import json
+
+    from mmengine.runner import Runner
+
+    from . import mm  # noqa: F401  (registers the dataset and metric)
+    from ..common import hooks  # noqa: F401
+    from .data import prepare
+
+    out = ctx.env.output
+    work_dir = os.path.join(out.root_dir, "work_dirs", "det3d")
+    cache = os.path.join(out.root_dir, "det3d-cache")
+    for d in (work_dir, out.tensorboard_dir, out.models_dir):
+        os.makedirs(d, exist_ok=True)
+    if runtime.is_main_process():
+        data = prepare(ctx.env, ctx.class_names, cache)
+        with open(os.path.join(cache, "data.json"), "w", encoding="utf-8") as f:
+            json.dump(data, f)
+    if launcher:
+        import torch.distributed as dist
+        dist.barrier()
+    if not runtime.is_main_process():
+        with open(os.path.join(cache, "data.json"), encoding="utf-8") as f:
+            data = json.load(f)
+    log.info("3D data: %d train frames (%d boxes), %d val frames (%d boxes); per class %s",
+             data["train"]["frames"], data["train"]["objects"], data["val"]["frames"], data["val"]["objects"],
+             {n: s["count"] for n, s in zip(ctx.class_names, data["train"]["classes"])})
+    from .config import build_train_config
+
+    cfg, args, geo = build_train_config(ctx, data, work_dir, bool(launcher), runtime.cuda_available())
+    resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
+    ckpt = runtime.resume_checkpoint(work_dir) if resume_wanted else None
+    cfg.resume = ckpt is not None
+    if cfg.resume:
+        cfg.load_from = ckpt
+        log.info("resuming from %s", ckpt)
+    else:
+        cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from, scope="mmdet3d") \
+            if runtime.is_main_process() or not launcher else None
+    writer = None
+    if runtime.is_main_process():
+        meta = {"kind": "det3d", "class_names": list(ctx.class_names), "preset": ctx.cfg["config_file"],
+                "point_cloud_range": [float(v) for v in geo["point_cloud_range"]],
+                "voxel_size": [float(v) for v in geo["voxel_size"]],
+                "eval_iou": [float(v) for v in geo["eval_iou"]], "conf_threshold": ctx.cfg["conf_threshold"]}
+        names = list(ctx.class_names)
+
+        def attachment(m):
+            return {"mAP (3D, strict IoU)": m.get("mAP"), "mAP_bev": m.get("mAP_bev"), "mAP_loose": m.get("mAP_loose"),
+                    "per_class": {n: {"iou": geo["eval_iou"][i], "AP3D": m.get(f"AP3D.{n}"),
+                                      "APBEV": m.get(f"APBEV.{n}"), "AP3D_loose": m.get(f"AP3D_loose.{n}")}
+                                  for i, n in enumerate(names) if f"AP3D.{n}" in m},
+                    "tp": m.get("tp"), "fp": m.get("fp"), "fn": m.get("fn"),
+                    "conf_threshold": ctx.cfg["conf_threshold"]}
+        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mAP", ["mAP"], counts=["tp", "fp", "fn"],
+                             attachment=attachment)
+    runtime.set_task_context(ctx, stage_writer=writer)
+    with runtime.trusted_checkpoints():
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    if runtime.is_main_process():
+        for ckpt in glob.glob(os.path.join(work_dir, "*.pth")):
+            os.remove(ckpt)
+        last = os.path.join(work_dir, "last_checkpoint")
+        if os.path.exists(last):
+            os.remove(last)
