@@ -150,3 +150,42 @@ def test_pretrained_weights_ui_strings_and_sparse_labels(trained, tmp_path):
     cfg = Config.fromfile(str(ws / "out" / "models" / "last" / "det3d_config.py"))
     assert cfg.train_cfg.max_epochs == 1 and cfg.optim_wrapper.optimizer.lr == pytest.approx(1e-3)
     assert cfg.model.test_cfg.score_thr == pytest.approx(0.05) and cfg.val_evaluator.iou_thresholds == [0.5] * 3
+
+
+def test_kill_after_first_evaluation_then_resume(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    ws = tmp_path / "resume"
+    make_workspace(str(ws), "det3d", "train", num_train=8, num_val=2,
+                   overrides=dict(TINY, max_epochs=6, val_interval=1, max_keep_checkpoints=1))
+    proc = subprocess.Popen([sys.executable, "-m", "executor", "run", "--in", str(ws / "in"), "--out",
+                             str(ws / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        res = ws / "out" / "models" / "result.yaml"
+        if res.exists() and "last" in (yaml.safe_load(res.read_text()) or {}).get("model_stages", {}):
+            if list((ws / "out" / "work_dirs" / "det3d").glob("epoch_2.pth")):
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert verify_output(str(ws / "in"), str(ws / "out"), tasks=["training"]) == []
+    assert len(list((ws / "out" / "work_dirs" / "det3d").glob("epoch_*.pth"))) <= 1
+    r = run_cli(ws)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "resuming from" in r.stdout and "Epoch(train) [1]" not in r.stdout
+    assert verify_output(str(ws / "in"), str(ws / "out")) == []
+
+
+def test_two_process_training_on_cpu(tmp_path):
+    ws = tmp_path / "ddp"
+    make_workspace(str(ws), "det3d", "train", num_train=8, num_val=2,
+                   overrides=dict(TINY, max_epochs=1, val_interval=1, samples_per_gpu=2, gpu_count=2))
+    r = run_cli(ws)
+    assert r.returncode == 0, r.stdout[-3000:]
+    out = r.stdout + r.stderr
+    assert "--nproc_per_node=2" in out and "Distributed training: True" in out
+    assert verify_output(str(ws / "in"), str(ws / "out")) == []
+    assert set(result(ws)["model_stages"]) == {"best", "last"}
