@@ -7,8 +7,6 @@ model and images (random weights: speed does not depend on them).
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
 import tempfile
 import time

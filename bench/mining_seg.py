@@ -11,9 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import io
-import os
-import resource
 import subprocess
 import sys
 import tempfile

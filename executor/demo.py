@@ -8,7 +8,6 @@ contract readers and says so plainly.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path

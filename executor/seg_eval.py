@@ -3,7 +3,6 @@ truth: per-class IoU over all images. Used by the demo, tests and benches."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict, Sequence, Tuple
 
 import numpy as np

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path

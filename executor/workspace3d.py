@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .pointcloud import Boxes3D, format_boxes3d, save_points
+from .pointcloud import Boxes3D, format_boxes3d
 from .registry import TaskKind
 from .scenes3d import CLASSES, Scene, class_counts, make_scenes
 

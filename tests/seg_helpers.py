@@ -1,9 +1,11 @@
-"""Helpers of the segmentation end-to-end tests."""
+"""Helpers of the end-to-end tests (segmentation first, shared by the other kinds)."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -45,3 +47,18 @@ def infer_ws_from(train: Path, dest: Path, model_params: List[str], **cfg: Any) 
     config.update(model_params_path=model_params, run_infer=True, run_mining=False, **cfg)
     (dest / "in" / "config.yaml").write_text(yaml.safe_dump(config))
     return dest
+
+
+def run_and_kill_after_checkpoint(ws: Path, work_dir: str, checkpoint: str, timeout: float = 300) -> None:
+    """Start training, SIGKILL it once result.yaml has a 'last' stage and ``checkpoint`` exists."""
+    proc = subprocess.Popen([sys.executable, "-m", "executor", "run", "--in", str(ws / "in"), "--out",
+                             str(ws / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        res = ws / "out" / "models" / "result.yaml"
+        if res.exists() and "last" in (yaml.safe_load(res.read_text()) or {}).get("model_stages", {}):
+            if (ws / "out" / "work_dirs" / work_dir / checkpoint).exists():
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -10,7 +10,6 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -21,7 +20,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import result, run_cli
+from seg_helpers import result, run_and_kill_after_checkpoint, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 4, "workers_per_gpu": 0}
 
@@ -153,24 +152,11 @@ def test_pretrained_weights_ui_strings_and_sparse_labels(trained, tmp_path):
 
 
 def test_kill_after_first_evaluation_then_resume(tmp_path):
-    import signal
-    import subprocess
-    import sys
 
     ws = tmp_path / "resume"
     make_workspace(str(ws), "det3d", "train", num_train=8, num_val=2,
                    overrides=dict(TINY, max_epochs=6, val_interval=1, max_keep_checkpoints=1))
-    proc = subprocess.Popen([sys.executable, "-m", "executor", "run", "--in", str(ws / "in"), "--out",
-                             str(ws / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        res = ws / "out" / "models" / "result.yaml"
-        if res.exists() and "last" in (yaml.safe_load(res.read_text()) or {}).get("model_stages", {}):
-            if list((ws / "out" / "work_dirs" / "det3d").glob("epoch_2.pth")):
-                break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_and_kill_after_checkpoint(ws, "det3d", "epoch_2.pth")
     assert verify_output(str(ws / "in"), str(ws / "out"), tasks=["training"]) == []
     assert len(list((ws / "out" / "work_dirs" / "det3d").glob("epoch_*.pth"))) <= 1
     r = run_cli(ws)

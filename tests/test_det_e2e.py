@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from executor.demo import _handoff_model
 from executor.monitor import parse_monitor
@@ -17,7 +16,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import infer_ws_from, result, run_cli
+from seg_helpers import infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
 
@@ -133,7 +132,6 @@ def test_unknown_preset_is_refused(tmp_path):
 
 
 def test_pretrained_early_stopping_kill_resume_and_kept_checkpoints(trained, tmp_path):
-    import signal
 
     # pretrained weights from the trained model (same classes: every tensor fits), a learning rate
     # too small to improve anything, patience 1: stops at the second evaluation.
@@ -158,17 +156,7 @@ def test_pretrained_early_stopping_kill_resume_and_kept_checkpoints(trained, tmp
     ws = tmp_path / "resume"
     make_workspace(str(ws), "det", "train", num_train=8, num_val=4,
                    overrides=dict(TINY, samples_per_gpu=4, max_epochs=8, val_interval=1, max_keep_checkpoints=1))
-    proc = subprocess.Popen([sys.executable, "-m", "executor", "run", "--in", str(ws / "in"), "--out",
-                             str(ws / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        res = ws / "out" / "models" / "result.yaml"
-        if res.exists() and "last" in (yaml.safe_load(res.read_text()) or {}).get("model_stages", {}):
-            if list((ws / "out" / "work_dirs" / "det").glob("epoch_2.pth")):
-                break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_and_kill_after_checkpoint(ws, "det", "epoch_2.pth")
     assert verify_output(str(ws / "in"), str(ws / "out"), tasks=["training"]) == []
     assert len(list((ws / "out" / "work_dirs" / "det").glob("epoch_*.pth"))) <= 1
     r = run_cli(ws)

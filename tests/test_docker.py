@@ -4,7 +4,6 @@ read-only in-folder as a non-root user."""
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile

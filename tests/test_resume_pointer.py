@@ -1,14 +1,33 @@
-"""Resuming survives a last_checkpoint pointer to a file mmengine's clean-up already deleted."""
+"""Resuming survives a last_checkpoint pointer to a file mmengine's clean-up already deleted, and a
+checkpoint truncated by a kill while it was written."""
+import torch
+
 from ymir_tasks.common.runtime import resume_checkpoint
 
 
 def test_resume_checkpoint_repairs_a_dangling_pointer(tmp_path):
     assert resume_checkpoint(str(tmp_path)) is None
     for n in (2, 10, 3):
-        (tmp_path / f"epoch_{n}.pth").write_bytes(b"x")
+        torch.save({"n": n}, tmp_path / f"epoch_{n}.pth")
     (tmp_path / "pretrained-fit.pth").write_bytes(b"x")
     (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_11.pth"))  # deleted by max_keep_ckpts
     assert resume_checkpoint(str(tmp_path)) == str(tmp_path / "epoch_10.pth")
     assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_10.pth")
     (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_3.pth"))  # a valid pointer wins
     assert resume_checkpoint(str(tmp_path)) == str(tmp_path / "epoch_3.pth")
+
+
+def test_a_truncated_checkpoint_is_removed_and_the_previous_one_used(tmp_path):
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "epoch_1.pth")
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "epoch_2.pth")
+    data = (tmp_path / "epoch_2.pth").read_bytes()
+    (tmp_path / "epoch_2.pth").write_bytes(data[: len(data) // 2])  # killed while torch.save wrote it
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_1.pth"))
+    assert resume_checkpoint(str(tmp_path)) == str(tmp_path / "epoch_1.pth")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_2.pth"))
+    (tmp_path / "epoch_2.pth").write_bytes(data[: len(data) // 2])
+    assert resume_checkpoint(str(tmp_path)) == str(tmp_path / "epoch_1.pth")
+    assert not (tmp_path / "epoch_2.pth").exists()
+    assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_1.pth")
+    (tmp_path / "epoch_1.pth").write_bytes(b"")
+    assert resume_checkpoint(str(tmp_path)) is None  # nothing complete left: start over

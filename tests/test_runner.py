@@ -1,7 +1,5 @@
-import os
 
 import pytest
-import yaml
 
 import fake_kind
 from executor.monitor import parse_monitor

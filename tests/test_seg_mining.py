@@ -2,7 +2,6 @@
 counts, and ranking sanity on crafted probability maps."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

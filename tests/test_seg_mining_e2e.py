@@ -2,12 +2,10 @@
 superpixel method, masks, and 2 processes giving the single-process result.tsv."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from executor.demo import _handoff_model

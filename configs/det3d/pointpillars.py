@@ -1,8 +1,7 @@
 # PointPillars (Lang et al. 2019) as mmdet3d's KITTI 3-class config: 0.16 m pillars over
 # 69.12 x 79.36 m. Range, pillar size, class count and anchors (per-class mean size and bottom
 # height from the training labels) are set by ymir_tasks/det3d/config.py.
-ymir_preset = dict(point_cloud_range=[0, -39.68, -3, 69.12, 39.68, 1], voxel_size=[0.16, 0.16], lr=0.001,
-                   max_num_points=32, max_voxels=(16000, 40000))
+ymir_preset = dict(point_cloud_range=[0, -39.68, -3, 69.12, 39.68, 1], voxel_size=[0.16, 0.16], lr=0.001)
 model = dict(
     type='VoxelNet',
     data_preprocessor=dict(type='Det3DDataPreprocessor', voxel=True,

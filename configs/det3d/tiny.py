@@ -1,27 +1,11 @@
 # A tiny PointPillars for CPU tests and the demo: 0.32 m pillars over the synthetic scenes'
 # 40.96 x 40.96 m (a 128 x 128 grid), narrow layers, one conv per stage.
-ymir_preset = dict(point_cloud_range=[0, -20.48, -3, 40.96, 20.48, 1], voxel_size=[0.32, 0.32], lr=0.003,
-                   max_num_points=16, max_voxels=(8000, 8000))
+_base_ = ['./pointpillars.py']
+ymir_preset = dict(point_cloud_range=[0, -20.48, -3, 40.96, 20.48, 1], voxel_size=[0.32, 0.32], lr=0.003)
 model = dict(
-    type='VoxelNet',
-    data_preprocessor=dict(type='Det3DDataPreprocessor', voxel=True,
-                           voxel_layer=dict(max_num_points=16, point_cloud_range=None, voxel_size=None,
-                                            max_voxels=(8000, 8000))),
-    voxel_encoder=dict(type='PillarFeatureNet', in_channels=4, feat_channels=[32], with_distance=False,
-                       voxel_size=None, point_cloud_range=None),
-    middle_encoder=dict(type='PointPillarsScatter', in_channels=32, output_shape=None),
-    backbone=dict(type='SECOND', in_channels=32, layer_nums=[1, 1, 1], layer_strides=[2, 2, 2],
-                  out_channels=[32, 64, 64]),
-    neck=dict(type='SECONDFPN', in_channels=[32, 64, 64], upsample_strides=[1, 2, 4], out_channels=[32, 32, 32]),
-    bbox_head=dict(
-        type='Anchor3DHead', num_classes=3, in_channels=96, feat_channels=96, use_direction_classifier=True,
-        assign_per_class=True,
-        anchor_generator=dict(type='AlignedAnchor3DRangeGenerator', ranges=None, sizes=None,
-                              rotations=[0, 1.57], reshape_out=False),
-        diff_rad_by_sin=True, bbox_coder=dict(type='DeltaXYZWLHRBBoxCoder'),
-        loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-        loss_bbox=dict(type='mmdet.SmoothL1Loss', beta=1.0 / 9.0, loss_weight=2.0),
-        loss_dir=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False, loss_weight=0.2)),
-    train_cfg=dict(assigner=None, allowed_border=0, pos_weight=-1, debug=False),
-    test_cfg=dict(use_rotate_nms=True, nms_across_levels=False, nms_thr=0.01, score_thr=0.1, min_bbox_size=0,
-                  nms_pre=100, max_num=50))
+    data_preprocessor=dict(voxel_layer=dict(max_num_points=16, max_voxels=(8000, 8000))),
+    voxel_encoder=dict(feat_channels=[32]),
+    middle_encoder=dict(in_channels=32),
+    backbone=dict(in_channels=32, layer_nums=[1, 1, 1], out_channels=[32, 64, 64]),
+    neck=dict(in_channels=[32, 64, 64], out_channels=[32, 32, 32]),
+    bbox_head=dict(in_channels=96, feat_channels=96))

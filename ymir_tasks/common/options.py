@@ -3,9 +3,11 @@
 No torch here."""
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import yaml
 
@@ -115,3 +117,20 @@ def apply_overrides(cfg, cfg_options: str, args: ArgsOptions, file: str = "confi
             cfg.merge_from_dict(overrides)
         except Exception as e:
             raise config_error(f"cannot apply {overrides!r}: {e}", file=file, field="cfg_options") from None
+
+
+CONFIGS_ROOT = Path(os.environ.get("YMIR_CONFIGS_DIR", Path(__file__).resolve().parents[2] / "configs"))
+
+
+def find_preset(kind: str, presets: Sequence[str], name: str, file: str = "config.yaml") -> Path:
+    """``configs/<kind>/<name>.py`` for a preset name, else the path of an OpenMMLab config file
+    (absolute, or relative to ``configs/<kind>``, ``configs`` or the working directory)."""
+    kind_dir = CONFIGS_ROOT / kind
+    if name in presets:
+        return kind_dir / f"{name}.py"
+    path = Path(name)
+    for cand in ([path] if path.is_absolute() else [kind_dir / name, CONFIGS_ROOT / name, path]):
+        if cand.is_file():
+            return cand
+    raise config_error(f"unknown preset or config file {name!r}; presets: {', '.join(presets)}", file=file,
+                       field="config_file")

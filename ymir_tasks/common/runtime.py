@@ -135,29 +135,34 @@ def resume_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint to resume from, or None.
 
     mmengine's ``last_checkpoint`` pointer can name a file its own ``max_keep_ckpts`` clean-up
-    already deleted (a kill between the two), so a missing target falls back to the newest
-    ``epoch_N`` / ``iter_N`` checkpoint that exists, and the pointer is repaired.
+    already deleted (a kill between the two), and a kill while ``torch.save`` writes leaves a
+    truncated ``epoch_N`` / ``iter_N`` file. So the pointer's target is used only when it is a
+    complete checkpoint; otherwise the newest complete one is, truncated ones are removed and the
+    pointer is repaired.
     """
     import glob
     import re
+    import zipfile
 
     pointer = os.path.join(work_dir, "last_checkpoint")
-    if os.path.isfile(pointer):
-        target = open(pointer, encoding="utf-8").read().strip()
-        if target and os.path.isfile(target):
-            return target
+    target = open(pointer, encoding="utf-8").read().strip() if os.path.isfile(pointer) else ""
     found = []
     for path in glob.glob(os.path.join(work_dir, "*.pth")):
         m = re.fullmatch(r"(?:epoch|iter)_(\d+)\.pth", os.path.basename(path))
         if m:
             found.append((int(m.group(1)), path))
-    if not found:
-        return None
-    path = max(found)[1]
-    with open(pointer, "w", encoding="utf-8") as f:
-        f.write(path)
-    log.warning("last_checkpoint named a missing file; resuming from %s instead", path)
-    return path
+    newest_first = [p for _, p in sorted(found, reverse=True)]
+    candidates = ([target] if target and os.path.isfile(target) else []) + [p for p in newest_first if p != target]
+    for path in candidates:
+        if zipfile.is_zipfile(path):  # torch.save writes a zip whose directory comes last
+            if path != target:
+                with open(pointer, "w", encoding="utf-8") as f:
+                    f.write(path)
+                log.warning("last_checkpoint named a missing or incomplete file; resuming from %s instead", path)
+            return path
+        log.warning("removing the incomplete checkpoint %s (the run was killed while writing it)", path)
+        os.remove(path)
+    return None
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from executor.annotations import CocoDetReader, detect_annotation_format, read_ark, read_voc
 from executor.errors import dataset_error

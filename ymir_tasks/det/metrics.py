@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 

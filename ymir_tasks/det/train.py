@@ -2,14 +2,12 @@
 (``best`` / ``last``; ``mAP`` = AP@0.5 as a fraction, with ``mAR`` and tp / fp / fn)."""
 from __future__ import annotations
 
-import glob
-import json
 import logging
 import os
 
 from ..common import runtime
 from ..common.stages import StageWriter
-from ..seg.train import _pretrained
+from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_weights
 from .data import prepare
 
 log = logging.getLogger(__name__)
@@ -24,31 +22,16 @@ def train(ctx, launcher) -> None:
     from . import mm  # noqa: F401  (registers the metric)
     from ..common import hooks  # noqa: F401
 
-    out = ctx.env.output
-    work_dir = os.path.join(out.root_dir, "work_dirs", "det")
-    cache = os.path.join(out.root_dir, "det-cache")
-    for d in (work_dir, out.tensorboard_dir, out.models_dir):
-        os.makedirs(d, exist_ok=True)
+    work_dir, cache = run_dirs(ctx, "det")
     if runtime.is_main_process():
         data = prepare(ctx.env, ctx.class_names, cache)
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()
+    barrier(launcher)
     if not runtime.is_main_process():
         data = {"train_json": os.path.join(cache, "train.json"), "val_json": os.path.join(cache, "val.json")}
     from .config import build_train_config
 
     cfg, args, size = build_train_config(ctx, data, work_dir, bool(launcher), runtime.cuda_available())
-    resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
-    last = os.path.join(work_dir, "last_checkpoint")
-    ckpt = runtime.resume_checkpoint(work_dir) if resume_wanted else None
-    cfg.resume = ckpt is not None
-    if cfg.resume:
-        cfg.load_from = ckpt
-        log.info("resuming from %s", ckpt)
-    else:
-        cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from, scope="mmdet") \
-            if runtime.is_main_process() or not launcher else None
+    set_start_weights(ctx, cfg, args, work_dir, launcher, "mmdet")
     writer = None
     if runtime.is_main_process():
         meta = {"kind": "det", "class_names": list(ctx.class_names), "img_size": size,
@@ -67,7 +50,4 @@ def train(ctx, launcher) -> None:
         runner = Runner.from_cfg(cfg)
         runner.train()
     if runtime.is_main_process():
-        for ckpt in glob.glob(os.path.join(work_dir, "*.pth")):
-            os.remove(ckpt)
-        if os.path.exists(last):
-            os.remove(last)
+        remove_checkpoints(work_dir)

@@ -4,29 +4,22 @@ the pillar encoder and the scatter grid), one anchor per class from the training
 size and bottom height, per-class IoU assigners, CPU metric, hooks."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from executor.errors import config_error
 
-from ..common.options import apply_overrides, parse_args_options
+from ..common.mmconfig import apply_runtime
+from ..common.options import apply_overrides, find_preset, parse_args_options
 
-CONFIGS_DIR = Path(os.environ.get("YMIR_CONFIGS_DIR", Path(__file__).resolve().parents[2] / "configs")) / "det3d"
 PRESETS = ("pointpillars", "tiny")
 # Fallback anchor (dx, dy, dz) for a class without training boxes: a KITTI car.
 DEFAULT_ANCHOR = (3.9, 1.6, 1.56)
 
 
 def preset_file(name: str, file: str = "config.yaml") -> Path:
-    if name in PRESETS:
-        return CONFIGS_DIR / f"{name}.py"
-    path = Path(name)
-    for cand in ([path] if path.is_absolute() else [CONFIGS_DIR / name, CONFIGS_DIR.parent / name, path]):
-        if cand.is_file():
-            return cand
-    raise config_error(f"unknown preset or config file {name!r}; presets: {', '.join(PRESETS)}", file=file,
-                       field="config_file")
+    """A preset name or the path of a config file."""
+    return find_preset("det3d", PRESETS, name, file)
 
 
 def _floats(text: str, n: Tuple[int, ...], key: str, file: str) -> Optional[List[float]]:
@@ -163,27 +156,9 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
         dict(type="CosineAnnealingLR", eta_min=lr * 0.01, by_epoch=True, begin=0, end=epochs, T_max=epochs,
              convert_to_iter_based=True)]
     keep = p["max_keep_checkpoints"]
-    cfg.default_hooks = dict(
-        timer=dict(type="IterTimerHook"), logger=dict(type="LoggerHook", interval=10),
-        param_scheduler=dict(type="ParamSchedulerHook"),
-        checkpoint=dict(type="CheckpointHook", interval=val_interval, max_keep_ckpts=keep if keep > 0 else -1),
-        sampler_seed=dict(type="DistSamplerSeedHook"))
-    hooks = [dict(type="YmirProgressHook"), dict(type="YmirStageHook")]
-    if p["early_stop_patience"] > 0:
-        hooks.append(dict(type="EarlyStoppingHook", monitor="mAP", rule="greater", patience=p["early_stop_patience"]))
-    cfg.custom_hooks = hooks
-    cfg.log_processor = dict(by_epoch=True)
-    cfg.log_level = "INFO"
-    cfg.visualizer = dict(type="Visualizer", name=f"ymir3d-{os.getpid()}",
-                          vis_backends=[dict(type="TensorboardVisBackend", save_dir=ctx.env.output.tensorboard_dir)])
-    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-                       dist_cfg=dict(backend="nccl" if use_cuda else "gloo"))
-    cfg.default_scope = "mmdet3d"
-    cfg.randomness = dict(seed=args.seed if args.seed is not None else 0, deterministic=args.deterministic)
-    cfg.work_dir = work_dir
-    cfg.launcher = "pytorch" if distributed else "none"
-    if distributed and not use_cuda:
-        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
-                                     find_unused_parameters=False)
+    apply_runtime(cfg, ctx, args, work_dir=work_dir, distributed=distributed, use_cuda=use_cuda, scope="mmdet3d",
+                  visualizer="Visualizer", metric="mAP", patience=p["early_stop_patience"],
+                  checkpoint=dict(interval=val_interval, max_keep_ckpts=keep if keep > 0 else -1),
+                  log_interval=10, by_epoch=True)
     apply_overrides(cfg, p["cfg_options"], args, file)
     return cfg, args, {"point_cloud_range": pcr, "voxel_size": voxel[:2], "eval_iou": strict}

@@ -4,7 +4,7 @@ workers), boxes above ``conf_threshold``, up to ``max_detections`` per frame, st
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml

@@ -15,7 +15,6 @@ samples from it; annotated instances carry score −1, pseudo ones their score),
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle

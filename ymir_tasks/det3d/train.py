@@ -3,13 +3,12 @@ stages ``best`` / ``last`` with ``mAP`` = mean strict 3D AP (a fraction) and tp 
 per-class table (3D AP, BEV AP, loose 3D AP) is the stage's ``evaluation.json`` attachment."""
 from __future__ import annotations
 
-import glob
 import logging
 import os
 
 from ..common import runtime
 from ..common.stages import StageWriter
-from ..seg.train import _pretrained
+from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_weights
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +25,12 @@ def train(ctx, launcher) -> None:
     from ..common import hooks  # noqa: F401
     from .data import prepare
 
-    out = ctx.env.output
-    work_dir = os.path.join(out.root_dir, "work_dirs", "det3d")
-    cache = os.path.join(out.root_dir, "det3d-cache")
-    for d in (work_dir, out.tensorboard_dir, out.models_dir):
-        os.makedirs(d, exist_ok=True)
+    work_dir, cache = run_dirs(ctx, "det3d")
     if runtime.is_main_process():
         data = prepare(ctx.env, ctx.class_names, cache)
         with open(os.path.join(cache, "data.json"), "w", encoding="utf-8") as f:
             json.dump(data, f)
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()
+    barrier(launcher)
     if not runtime.is_main_process():
         with open(os.path.join(cache, "data.json"), encoding="utf-8") as f:
             data = json.load(f)
@@ -47,15 +40,7 @@ def train(ctx, launcher) -> None:
     from .config import build_train_config
 
     cfg, args, geo = build_train_config(ctx, data, work_dir, bool(launcher), runtime.cuda_available())
-    resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
-    ckpt = runtime.resume_checkpoint(work_dir) if resume_wanted else None
-    cfg.resume = ckpt is not None
-    if cfg.resume:
-        cfg.load_from = ckpt
-        log.info("resuming from %s", ckpt)
-    else:
-        cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from, scope="mmdet3d") \
-            if runtime.is_main_process() or not launcher else None
+    set_start_weights(ctx, cfg, args, work_dir, launcher, "mmdet3d")
     writer = None
     if runtime.is_main_process():
         meta = {"kind": "det3d", "class_names": list(ctx.class_names), "preset": ctx.cfg["config_file"],
@@ -78,8 +63,4 @@ def train(ctx, launcher) -> None:
         runner = Runner.from_cfg(cfg)
         runner.train()
     if runtime.is_main_process():
-        for ckpt in glob.glob(os.path.join(work_dir, "*.pth")):
-            os.remove(ckpt)
-        last = os.path.join(work_dir, "last_checkpoint")
-        if os.path.exists(last):
-            os.remove(last)
+        remove_checkpoints(work_dir)

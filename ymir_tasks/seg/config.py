@@ -2,31 +2,19 @@
 and the YMIR hyper-parameters."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from executor.errors import config_error
 
-from ..common.options import apply_overrides, parse_args_options, parse_img_size
+from ..common.mmconfig import apply_runtime
+from ..common.options import apply_overrides, find_preset, parse_args_options, parse_img_size
 
-CONFIGS_DIR = Path(os.environ.get("YMIR_CONFIGS_DIR", Path(__file__).resolve().parents[2] / "configs")) / "seg"
 PRESETS = ("fastscnn", "deeplabv3plus", "tiny")
 
 
 def preset_file(name: str, file: str = "config.yaml") -> Path:
-    """A preset name or the path of an mmseg config file."""
-    if name in PRESETS:
-        return CONFIGS_DIR / f"{name}.py"
-    path = Path(name)
-    if not path.is_absolute():
-        for base in (CONFIGS_DIR, CONFIGS_DIR.parent, Path.cwd()):
-            if (base / name).is_file():
-                return base / name
-    if path.is_file():
-        return path
-    raise config_error(f"unknown preset or config file {name!r}; presets: {', '.join(PRESETS)}", file=file,
-                       field="config_file")
+    """A preset name or the path of a config file."""
+    return find_preset("seg", PRESETS, name, file)
 
 
 def set_num_classes(node: Any, n: int) -> None:
@@ -121,33 +109,11 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
         dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=warmup),
         dict(type="PolyLR", eta_min=lr * 1e-3, power=0.9, by_epoch=False, begin=warmup, end=max_iters)]
     keep = p["max_keep_ckpts"]
-    cfg.default_hooks = dict(
-        timer=dict(type="IterTimerHook"),
-        logger=dict(type="LoggerHook", interval=max(1, min(50, interval // 2)), log_metric_by_epoch=False),
-        param_scheduler=dict(type="ParamSchedulerHook"),
-        checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=interval,
-                        max_keep_ckpts=keep if keep > 0 else -1, save_last=True),
-        sampler_seed=dict(type="DistSamplerSeedHook"))
-    hooks = [dict(type="YmirProgressHook"), dict(type="YmirStageHook")]
-    if p["early_stop_patience"] > 0:
-        hooks.append(dict(type="EarlyStoppingHook", monitor="mIoU", rule="greater",
-                          patience=p["early_stop_patience"]))
-    cfg.custom_hooks = hooks
-    cfg.log_processor = dict(by_epoch=False)
-    cfg.log_level = "INFO"
-    cfg.visualizer = dict(type="SegLocalVisualizer", name=f"ymir-{os.getpid()}",
-                          vis_backends=[dict(type="TensorboardVisBackend",
-                                             save_dir=ctx.env.output.tensorboard_dir)])
-    cfg.env_cfg = dict(cudnn_benchmark=use_cuda, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-                       dist_cfg=dict(backend="nccl" if use_cuda else "gloo"))
-    cfg.default_scope = "mmseg"
-    cfg.randomness = dict(seed=args.seed if args.seed is not None else 0, deterministic=args.deterministic)
-    cfg.work_dir = work_dir
-    cfg.launcher = "pytorch" if distributed else "none"
-    if distributed and not use_cuda:
-        # mmengine passes the local rank as device_ids, which DDP refuses for CPU modules.
-        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
-                                     broadcast_buffers=False, find_unused_parameters=False)
+    apply_runtime(cfg, ctx, args, work_dir=work_dir, distributed=distributed, use_cuda=use_cuda, scope="mmseg",
+                  visualizer="SegLocalVisualizer", metric="mIoU", patience=p["early_stop_patience"],
+                  checkpoint=dict(by_epoch=False, interval=interval, max_keep_ckpts=keep if keep > 0 else -1,
+                                  save_last=True),
+                  log_interval=max(1, min(50, interval // 2)), by_epoch=False, cudnn_benchmark=use_cuda)
     apply_overrides(cfg, p["cfg_options"], args, file)
     cfg.ymir = dict(kind="seg", img_size=list(img_size), preset=p["config_file"], lr=lr)
     return cfg, args, img_size

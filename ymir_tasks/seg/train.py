@@ -7,59 +7,21 @@ so a crash at any moment leaves a valid result.yaml with the stages so far.
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Optional
 
-import yaml
 
-from executor.errors import model_error
 
 from ..common import runtime
-from ..common.stages import MODEL_META, WEIGHTS, StageWriter
+from ..common.stages import StageWriter
+from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_weights
 from .data import LabelSpace, prepare
 
 log = logging.getLogger(__name__)
 
 CONFIG = "seg_config.py"
-
-
-def _pretrained(ctx, model_cfg, work_dir: str, explicit: Optional[str], scope: str = "mmseg") -> Optional[str]:
-    """A filtered state dict of the pretrained weights that fit the model, or None.
-
-    Weights come from ``--load-from`` or the platform's ``pretrained_model_params``;
-    tensors whose shape differs (e.g. a head for other classes) are left out.
-    """
-    candidates = [explicit] if explicit else [ctx.env.map(p) for p in ctx.cfg.pretrained_model_params]
-    weights = [p for p in candidates if p and p.endswith((".pth", ".pt")) and os.path.isfile(p)]
-    if not weights:
-        if ctx.cfg.pretrained_model_params:
-            log.warning("pretrained_model_params lists no .pth/.pt file that exists: training from scratch")
-        return None
-    import importlib
-
-    import torch
-    from mmengine.registry import MODELS, init_default_scope
-
-    importlib.import_module(scope + ".utils").register_all_modules(init_default_scope=False)
-    init_default_scope(scope)
-    src = weights[0]
-    state = runtime.load_state_dict_file(src)
-    model = MODELS.build(model_cfg)
-    own = model.state_dict()
-    fit = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-    if not fit:
-        raise model_error(f"none of its {len(state)} tensors fits the model '{ctx.cfg['config_file']}' "
-                          "(another architecture?); choose a matching pretrained model or none",
-                          file=src, field="pretrained_model_params")
-    log.info("pretrained weights %s: %d of %d model tensors loaded (%d skipped: other shapes or names)",
-             src, len(fit), len(own), len(state) - len(fit))
-    out = os.path.join(work_dir, "pretrained-fit.pth")
-    torch.save(fit, out)
-    return out
 
 
 @runtime.distributed_entry
@@ -69,19 +31,12 @@ def train(ctx, launcher) -> None:
     from . import mm  # noqa: F401  (registers the dataset and metric)
     from ..common import hooks  # noqa: F401  (registers the hooks)
 
-    out = ctx.env.output
-    work_dir = os.path.join(out.root_dir, "work_dirs", "seg")
-    cache = os.path.join(out.root_dir, "seg-cache")
-    os.makedirs(work_dir, exist_ok=True)
-    os.makedirs(out.tensorboard_dir, exist_ok=True)
-    os.makedirs(out.models_dir, exist_ok=True)
+    work_dir, cache = run_dirs(ctx, "seg")
     if runtime.is_main_process():
         data = prepare(ctx.env, ctx.class_names, ctx.cfg["ignore_blank_area"], cache)
         with open(os.path.join(cache, "labels.json"), "w", encoding="utf-8") as f:
             json.dump({"with_background": data["labels"].with_background}, f)
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()  # rank 0 wrote the label cache
+    barrier(launcher)  # rank 0 wrote the label cache
     if not runtime.is_main_process():
         with open(os.path.join(cache, "labels.json"), encoding="utf-8") as f:
             wb = json.load(f)["with_background"]
@@ -91,18 +46,8 @@ def train(ctx, launcher) -> None:
 
     use_cuda = runtime.cuda_available()
     cfg, args, img_size = build_train_config(ctx, data, work_dir, bool(launcher), use_cuda)
-    resume_wanted = ctx.cfg["resume"] if args.resume is None else args.resume
+    set_start_weights(ctx, cfg, args, work_dir, launcher, "mmseg")
     last = os.path.join(work_dir, "last_checkpoint")
-    ckpt = runtime.resume_checkpoint(work_dir) if resume_wanted else None
-    if ckpt is not None:
-        cfg.resume = True
-        cfg.load_from = ckpt
-        log.info("resuming from %s", ckpt)
-    else:
-        cfg.resume = False
-        cfg.load_from = _pretrained(ctx, cfg.model, work_dir, args.load_from) if runtime.is_main_process() \
-            or not launcher else (os.path.join(work_dir, "pretrained-fit.pth")
-                                  if os.path.isfile(os.path.join(work_dir, "pretrained-fit.pth")) else None)
     writer = None
     if runtime.is_main_process():
         labels = data["labels"]
@@ -119,12 +64,7 @@ def train(ctx, launcher) -> None:
             log.info("resuming at iteration %d", _resume_iter(last))
         runner.train()
     if runtime.is_main_process() and ctx.cfg["save_least_file"]:
-        # Only what the stages list is needed once training has finished.
-        for ckpt in glob.glob(os.path.join(work_dir, "*.pth")):
-            os.remove(ckpt)
-        for marker in ("last_checkpoint",):
-            if os.path.exists(os.path.join(work_dir, marker)):
-                os.remove(os.path.join(work_dir, marker))
+        remove_checkpoints(work_dir)  # only what the stages list is needed once training has finished
 
 
 def _resume_iter(last_file: str) -> int:
