@@ -158,7 +158,8 @@ def test_kill_after_first_evaluation_then_resume(tmp_path):
                    overrides=dict(TINY, max_epochs=6, val_interval=1, max_keep_checkpoints=1))
     run_and_kill_after_checkpoint(ws, "det3d", "epoch_2.pth")
     assert verify_output(str(ws / "in"), str(ws / "out"), tasks=["training"]) == []
-    assert len(list((ws / "out" / "work_dirs" / "det3d").glob("epoch_*.pth"))) <= 1
+    # the kept checkpoint, plus the next one when the kill came while it was written
+    assert len(list((ws / "out" / "work_dirs" / "det3d").glob("epoch_*.pth"))) <= 2
     r = run_cli(ws)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "resuming from" in r.stdout and "Epoch(train) [1]" not in r.stdout
@@ -175,3 +176,31 @@ def test_two_process_training_on_cpu(tmp_path):
     assert "--nproc_per_node=2" in out and "Distributed training: True" in out
     assert verify_output(str(ws / "in"), str(ws / "out")) == []
     assert set(result(ws)["model_stages"]) == {"best", "last"}
+
+
+def test_ss3d_rounds_grow_the_bank_and_train_on_it(trained, tmp_path):
+    ws = tmp_path / "ss3d"
+    make_workspace(str(ws), "det3d", "train", num_train=8, num_val=2,
+                   overrides=dict(TINY, max_epochs=1, val_interval=1, ss3d_iterations=1, ss3d_epochs=1,
+                                  pretrained_model_params=["/in/models/best/model.pth"]))
+    env = yaml.safe_load((ws / "in" / "env.yaml").read_text())
+    env["input"]["training_index_file"] = "/in/train-index-sparse.tsv"
+    (ws / "in" / "env.yaml").write_text(yaml.safe_dump(env))
+    (ws / "in" / "models" / "best").mkdir(parents=True)
+    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
+        (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    r = run_cli(ws)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "SS3D round 1/1:" in r.stdout and r.stdout.count("evaluation at iteration") == 2
+    report = json.loads((ws / "out" / "ss3d" / "round1.json").read_text())
+    assert report["frames"] == 8 and [t["class"] for t in report["thresholds"]] == ["Car", "Pedestrian", "Cyclist"]
+    doc = pickle.load(open(ws / "out" / "ss3d" / "round1.pkl", "rb"))
+    n_inst = sum(len(i["instances"]) for i in doc["data_list"])
+    assert n_inst == 8 + report["bank_pseudo"] and all("ss3d_holes" in i for i in doc["data_list"])
+    assert sum(len(i["ss3d_holes"]) for i in doc["data_list"]) == report["unreliable_regions"]
+    infos = pickle.load(open(ws / "out" / "ss3d" / "bank" / "bank_dbinfos.pkl", "rb"))
+    assert sum(len(v) for v in infos.values()) == 8 + report["bank_pseudo"]
+    assert verify_output(str(ws / "in"), str(ws / "out")) == []
+    assert not list((ws / "out" / "work_dirs" / "det3d").glob("ss3d-round*"))
+    rec = parse_monitor((ws / "out" / "monitor.txt").read_text())
+    assert rec["percent"] == 1.0

@@ -206,3 +206,22 @@ def test_bank_is_a_dbinfos_file_that_mmdet3d_samples_from(tmp_path, mined):
                                                  use_dim=[0, 1, 2, 3]))
     sampled = sampler.sample_all(np.zeros((0, 7), dtype=np.float32), np.zeros(0, dtype=np.int64))
     assert sampled is not None and len(sampled["gt_bboxes_3d"]) >= 3 and len(sampled["points"]) > 0
+
+
+def test_reliable_background_cuts_the_points_of_unreliable_regions():
+    from mmdet3d.structures import LiDARPoints
+
+    from ymir_tasks.det3d.mm import YmirReliableBackground
+
+    scene = make_scenes(6, 1)[0]
+    hole = scene.full.boxes[:1]
+    pts = LiDARPoints(torch.tensor(scene.points), points_dim=4)
+    out = YmirReliableBackground(margin=0.1)({"points": pts, "ss3d_holes": hole.tolist()})["points"]
+    grown = hole.copy()
+    grown[:, 3:6] += 0.2
+    grown[:, 2] -= 0.1
+    inside = points_in_boxes(scene.points, grown)[:, 0]
+    assert inside.sum() > 0 and len(out) == len(scene.points) - inside.sum()
+    assert not points_in_boxes(out.tensor.numpy(), hole).any()
+    same = YmirReliableBackground()({"points": pts, "ss3d_holes": []})["points"]
+    assert len(same) == len(scene.points)

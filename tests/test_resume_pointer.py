@@ -31,3 +31,27 @@ def test_a_truncated_checkpoint_is_removed_and_the_previous_one_used(tmp_path):
     assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_1.pth")
     (tmp_path / "epoch_1.pth").write_bytes(b"")
     assert resume_checkpoint(str(tmp_path)) is None  # nothing complete left: start over
+
+
+def test_checkpoints_are_trimmed_only_after_the_new_one_is_written(tmp_path):
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from ymir_tasks.common.hooks import YmirKeepCheckpoints
+    from ymir_tasks.common.mmconfig import apply_runtime
+    from ymir_tasks.common.options import ArgsOptions
+
+    # CheckpointHook keeps one spare (it deletes before writing); our hook trims after the write
+    cfg = Config(dict())
+    ctx = SimpleNamespace(env=SimpleNamespace(output=SimpleNamespace(tensorboard_dir=str(tmp_path))))
+    apply_runtime(cfg, ctx, ArgsOptions(), work_dir=str(tmp_path), distributed=False, use_cuda=False, scope="mmdet",
+                  visualizer="Visualizer", metric="mAP", patience=0, checkpoint=dict(interval=1, max_keep_ckpts=1),
+                  log_interval=10, by_epoch=True)
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == 2
+    assert dict(type="YmirKeepCheckpoints", keep=1) in cfg.custom_hooks
+    for n in (1, 2, 3):
+        torch.save({"n": n}, tmp_path / f"epoch_{n}.pth")
+    torch.save({}, tmp_path / "pretrained-fit.pth")
+    YmirKeepCheckpoints(keep=1).after_train_epoch(SimpleNamespace(work_dir=str(tmp_path)))
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == ["epoch_3.pth", "pretrained-fit.pth"]

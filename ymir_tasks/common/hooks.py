@@ -4,7 +4,10 @@ kind's result.yaml stages. They read the task context set by
 :func:`ymir_tasks.common.runtime.set_task_context` (configs must stay serialisable)."""
 from __future__ import annotations
 
+import glob
 import math
+import os
+import re
 from typing import Any, Dict, Optional
 
 from mmengine.hooks import Hook
@@ -34,7 +37,10 @@ class YmirProgressHook(Hook):
                                 "learning rate or check the annotations for empty masks / boxes")
         ctx = task_context().get("ctx")
         if ctx is not None and is_main_process():
-            ctx.progress((runner.iter + 1) / max(runner.max_iters, 1) * (1.0 - self.reserve))
+            # A task that trains in several runs (SS3D rounds) gives each its share of the bar.
+            start, end = task_context().get("progress_span", (0.0, 1.0))
+            frac = (runner.iter + 1) / max(runner.max_iters, 1)
+            ctx.progress((start + (end - start) * frac) * (1.0 - self.reserve))
 
 
 @HOOKS.register_module()
@@ -47,3 +53,34 @@ class YmirStageHook(Hook):
         writer = task_context().get("stage_writer")
         if writer is not None and is_main_process() and metrics:
             writer(runner, dict(metrics))
+
+
+@HOOKS.register_module()
+class YmirKeepCheckpoints(Hook):
+    """Keeps the newest ``keep`` epoch / iteration checkpoints, deleting older ones only once a new
+    one is complete. mmengine's own ``max_keep_ckpts`` deletes the oldest *before* writing the
+    next, so a kill during that write left no complete checkpoint to resume from; the
+    CheckpointHook is given one more than asked (see ``apply_runtime``) and this hook trims."""
+
+    priority = "LOWEST"  # after CheckpointHook (VERY_LOW) has written this step's file
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+
+    def _trim(self, runner) -> None:
+        if not is_main_process():
+            return
+        found = []
+        for path in glob.glob(os.path.join(runner.work_dir, "*.pth")):
+            m = re.fullmatch(r"(?:epoch|iter)_(\d+)\.pth", os.path.basename(path))
+            if m:
+                found.append((int(m.group(1)), path))
+        for _, path in sorted(found)[:-self.keep]:
+            os.remove(path)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
+                         outputs: Optional[Dict[str, Any]] = None) -> None:
+        self._trim(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self._trim(runner)

@@ -14,10 +14,15 @@ def apply_runtime(cfg, ctx, args, *, work_dir: str, distributed: bool, use_cuda:
     logger: Dict[str, Any] = dict(type="LoggerHook", interval=log_interval)
     if not by_epoch:
         logger["log_metric_by_epoch"] = False
+    checkpoint = dict(checkpoint)
+    keep = checkpoint.get("max_keep_ckpts", -1)
+    hooks = [dict(type="YmirProgressHook"), dict(type="YmirStageHook")]
+    if keep > 0:  # one spare, trimmed once the new file is complete (see YmirKeepCheckpoints)
+        checkpoint["max_keep_ckpts"] = keep + 1
+        hooks.append(dict(type="YmirKeepCheckpoints", keep=keep))
     cfg.default_hooks = dict(
         timer=dict(type="IterTimerHook"), logger=logger, param_scheduler=dict(type="ParamSchedulerHook"),
         checkpoint=dict(type="CheckpointHook", **checkpoint), sampler_seed=dict(type="DistSamplerSeedHook"))
-    hooks = [dict(type="YmirProgressHook"), dict(type="YmirStageHook")]
     if patience > 0:
         hooks.append(dict(type="EarlyStoppingHook", monitor=metric, rule="greater", patience=patience))
     cfg.custom_hooks = hooks

@@ -102,6 +102,7 @@ class FrameResult:
     uncertain: int
     qa: float
     active: float
+    uncertain_boxes: Boxes3D = field(default_factory=Boxes3D)  # SS3D's unreliable regions
 
 
 def match_iou_for(boxes: np.ndarray) -> np.ndarray:
@@ -180,7 +181,8 @@ def select(f: FrameFeatures, th: Thresholds, params: MiningParams,
     pseudo = Boxes3D(f.boxes[acc], f.labels[acc], f.score[acc])
     qa = float((f.score[acc] * f.consistency[acc]).sum())
     active = float((f.score[uncertain] * (0.5 + 0.5 * f.consistency[uncertain])).sum())
-    return FrameResult(f.key, pseudo, f.consistency[acc], int(uncertain.sum()), qa, active)
+    return FrameResult(f.key, pseudo, f.consistency[acc], int(uncertain.sum()), qa, active,
+                       Boxes3D(f.boxes[uncertain], f.labels[uncertain], f.score[uncertain]))
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -13,14 +13,17 @@ with warnings.catch_warnings():
     if not hasattr(np, "long"):  # mmdet3d 1.4's DataBaseSampler still uses np.long (gone in numpy 1.24-1.26)
         np.long = np.int64  # type: ignore[attr-defined]
 
+import torch  # noqa: E402
+from mmcv.transforms import BaseTransform  # noqa: E402
 from mmengine.evaluator import BaseMetric  # noqa: E402
 from mmdet3d.datasets import Det3DDataset  # noqa: E402
-from mmdet3d.registry import DATASETS, METRICS  # noqa: E402
+from mmdet3d.registry import DATASETS, METRICS, TRANSFORMS  # noqa: E402
 from mmdet3d.structures import LiDARInstance3DBoxes  # noqa: E402
 
 from executor.pointcloud import Boxes3D  # noqa: E402
 
 from .data import load_gt  # noqa: E402
+from .geometry import points_in_boxes  # noqa: E402
 from .metrics import det3d_metrics  # noqa: E402
 
 
@@ -45,6 +48,28 @@ class YmirLidarDataset(Det3DDataset):
         ann["gt_bboxes_3d"] = LiDARInstance3DBoxes(np.asarray(ann["gt_bboxes_3d"], dtype=np.float32).reshape(-1, 7),
                                                    box_dim=7, origin=(0.5, 0.5, 0))
         return ann
+
+
+@TRANSFORMS.register_module()
+class YmirReliableBackground(BaseTransform):
+    """SS3D's reliable background: the points inside a frame's unreliable regions (``ss3d_holes``
+    of its info: boxes the detector suspects but that are neither labelled nor in the bank),
+    enlarged by ``margin`` metres, are removed, so possibly unlabelled objects are not learnt as
+    background. Put it right after the loading steps, before any augmentation."""
+
+    def __init__(self, margin: float = 0.1) -> None:
+        self.margin = margin
+
+    def transform(self, results: dict) -> dict:
+        holes = np.asarray(results.get("ss3d_holes") or [], dtype=np.float64).reshape(-1, 7)
+        if len(holes):
+            grown = holes.copy()
+            grown[:, 3:6] += 2 * self.margin
+            grown[:, 2] -= self.margin
+            pts = results["points"]
+            inside = points_in_boxes(pts.tensor[:, :3].numpy(), grown).any(1)
+            results["points"] = pts[torch.from_numpy(~inside)]
+        return results
 
 
 @METRICS.register_module()

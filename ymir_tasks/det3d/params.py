@@ -22,6 +22,9 @@ TRAINING = Schema("det3d", "training", common_params("training", samples_per_gpu
           "3D IoU of a true positive per class 'Car:0.7,Pedestrian:0.5' or one number (empty: 0.7 for "
           "classes with a footprint >= 4 m², else 0.5)"),
     Param("conf_threshold", "float", 0.3, "confidence threshold of the tp / fp / fn counts", min=0.0, max=1.0),
+    Param("ss3d_iterations", "int", 0, "SS3D rounds after training: mine the training frames into the bank, "
+          "train on labels + bank with unreliable regions cut out (0: off)", min=0),
+    Param("ss3d_epochs", "int", 6, "training epochs per SS3D round", min=1),
     Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
     Param("args_options", "str", "",
           "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),

@@ -3,8 +3,10 @@ stages ``best`` / ``last`` with ``mAP`` = mean strict 3D AP (a fraction) and tp 
 per-class table (3D AP, BEV AP, loose 3D AP) is the stage's ``evaluation.json`` attachment."""
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
 
 from ..common import runtime
 from ..common.stages import StageWriter
@@ -58,9 +60,19 @@ def train(ctx, launcher) -> None:
                     "conf_threshold": ctx.cfg["conf_threshold"]}
         writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mAP", ["mAP"], counts=["tp", "fp", "fn"],
                              attachment=attachment)
-    runtime.set_task_context(ctx, stage_writer=writer)
+    rounds = ctx.cfg["ss3d_iterations"]
+    if rounds and launcher:
+        log.warning("SS3D rounds run in one process: ss3d_iterations ignored with gpu_count %d", ctx.cfg.gpu_count)
+        rounds = 0
+    runtime.set_task_context(ctx, stage_writer=writer, progress_span=(0.0, 1.0 / (rounds + 1)))
     with runtime.trusted_checkpoints():
         runner = Runner.from_cfg(cfg)
         runner.train()
+        if rounds:
+            from .ss3d import run_rounds
+
+            run_rounds(ctx, cfg, data, work_dir, runner, geo["point_cloud_range"])
     if runtime.is_main_process():
         remove_checkpoints(work_dir)
+        for d in glob.glob(os.path.join(work_dir, "ss3d-round*")):
+            shutil.rmtree(d, ignore_errors=True) if os.path.isdir(d) else os.remove(d)
