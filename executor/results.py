@@ -231,7 +231,37 @@ class _StreamingJson:
             os.unlink(self.tmp)
 
 
-class DetectionInferWriter:
+class _KeyedInferStream:
+    """A streamed ``{..., "<key>": {basename: entry}}`` document; ``close(candidates)`` adds every
+    candidate that got no entry, so the key set always equals the candidates."""
+
+    def __init__(self, path: str, head: str) -> None:
+        self.out = _StreamingJson(path)
+        self.out.f.write(head)
+        self.seen: set = set()
+
+    def add(self, path: str, boxes) -> None:
+        raise NotImplementedError
+
+    def _entry(self, path: str, value: Dict[str, Any]) -> None:
+        name = os.path.basename(path)
+        if name in self.seen:
+            return
+        self.out.f.write(("," if self.seen else "") + json.dumps(name) + ":" + json.dumps(value))
+        self.seen.add(name)
+
+    def close(self, candidates: Iterable[str] = ()) -> None:
+        for path in candidates:
+            if os.path.basename(path) not in self.seen:
+                self.add(path, [])
+        self.out.f.write("}}")
+        self.out.commit()
+
+    def abort(self) -> None:
+        self.out.abort()
+
+
+class DetectionInferWriter(_KeyedInferStream):
     """Streams ``infer-result.json`` for detection (contract §5.4).
 
     Keys are candidate basenames; boxes are integers x, y, w, h; ``boxes`` for
@@ -242,15 +272,10 @@ class DetectionInferWriter:
     def __init__(self, env: Env, class_names: Sequence[str]) -> None:
         self.class_names = list(class_names)
         self.list_key = "boxes" if env.protocol >= (1, 0, 0) else "annotations"
-        self.out = _StreamingJson(env.output.infer_result_file)
-        self.out.f.write('{"detection": {')
-        self.seen: set = set()
+        super().__init__(env.output.infer_result_file, '{"detection": {')
 
     def add(self, image_path: str, boxes: Iterable[Tuple[int, float, float, float, float, float]]) -> None:
         """``boxes``: (class_id, score, x1, y1, x2, y2) with exclusive x2/y2, in pixels."""
-        name = os.path.basename(image_path)
-        if name in self.seen:
-            return
         items = []
         for cls, score, x1, y1, x2, y2 in boxes:
             x, y = int(round(x1)), int(round(y1))
@@ -260,22 +285,10 @@ class DetectionInferWriter:
             items.append({"box": {"x": x, "y": y, "w": w, "h": h},
                           "class_name": self.class_names[int(cls)],
                           "score": float(min(max(score, 0.0), 1.0))})
-        self.out.f.write(("," if self.seen else "") + json.dumps(name) + ":" +
-                         json.dumps({self.list_key: items}))
-        self.seen.add(name)
-
-    def close(self, candidates: Iterable[str] = ()) -> None:
-        for path in candidates:
-            if os.path.basename(path) not in self.seen:
-                self.add(path, [])
-        self.out.f.write("}}")
-        self.out.commit()
-
-    def abort(self) -> None:
-        self.out.abort()
+        self._entry(image_path, {self.list_key: items})
 
 
-class Detection3DInferWriter:
+class Detection3DInferWriter(_KeyedInferStream):
     """Streams ``infer-result.json`` for LiDAR 3D detection (this project's extension, the analogue
     of §5.4): ``{"box3d_format": ..., "detection3d": {basename: {"boxes": [{"box3d": {x, y, z, dx,
     dy, dz, yaw}, "class_name", "score"}]}}}``, metres and radians, LiDAR frame, bottom centre.
@@ -285,15 +298,11 @@ class Detection3DInferWriter:
 
     def __init__(self, env: Env, class_names: Sequence[str]) -> None:
         self.class_names = list(class_names)
-        self.out = _StreamingJson(env.output.infer_result_file)
-        self.out.f.write('{"box3d_format": ' + json.dumps(self.FORMAT) + ', "detection3d": {')
-        self.seen: set = set()
+        super().__init__(env.output.infer_result_file, '{"box3d_format": ' + json.dumps(self.FORMAT) +
+                         ', "detection3d": {')
 
     def add(self, path: str, boxes: Iterable[Tuple[int, float, Sequence[float]]]) -> None:
         """``boxes``: (class_id, score, [x, y, z, dx, dy, dz, yaw])."""
-        name = os.path.basename(path)
-        if name in self.seen:
-            return
         items = []
         for cls, score, box in boxes:
             vals = [float(v) for v in box[:7]]
@@ -301,18 +310,7 @@ class Detection3DInferWriter:
                 continue
             items.append({"box3d": {k: round(v, 4) for k, v in zip(("x", "y", "z", "dx", "dy", "dz", "yaw"), vals)},
                           "class_name": self.class_names[int(cls)], "score": float(min(max(score, 0.0), 1.0))})
-        self.out.f.write(("," if self.seen else "") + json.dumps(name) + ":" + json.dumps({"boxes": items}))
-        self.seen.add(name)
-
-    def close(self, candidates: Iterable[str] = ()) -> None:
-        for path in candidates:
-            if os.path.basename(path) not in self.seen:
-                self.add(path, [])
-        self.out.f.write("}}")
-        self.out.commit()
-
-    def abort(self) -> None:
-        self.out.abort()
+        self._entry(path, {"boxes": items})
 
 
 class SegmentationInferWriter:

@@ -126,19 +126,22 @@ def test_bad_grid_and_unknown_class_are_refused(tmp_path):
     assert rec["return_code"] == 300002 and "unknown class" in rec["message"] and ".txt:" in rec["message"]
 
 
-def test_pretrained_weights_ui_strings_and_sparse_labels(trained, tmp_path):
-    ws = tmp_path / "pre"
-    make_workspace(str(ws), "det3d", "train", num_train=4, num_val=2,
-                   overrides=dict(TINY, max_epochs="1", val_interval="1", learning_rate="1e-3", resume="False",
-                                  eval_iou="0.5", cfg_options="model.test_cfg.score_thr=0.05",
-                                  pretrained_model_params=["/in/models/best/model.pth"]))
-    # SS3D's setting: train on the sparse copy (one labelled instance per frame)
-    env = yaml.safe_load((ws / "in" / "env.yaml").read_text())
+def _sparse_ws(trained: Path, dest: Path, n_train: int, **overrides) -> Path:
+    """A training workspace on the sparse labels (SS3D's setting) starting from the trained weights."""
+    make_workspace(str(dest), "det3d", "train", num_train=n_train, num_val=2,
+                   overrides=dict(TINY, pretrained_model_params=["/in/models/best/model.pth"], **overrides))
+    env = yaml.safe_load((dest / "in" / "env.yaml").read_text())
     env["input"]["training_index_file"] = "/in/train-index-sparse.tsv"
-    (ws / "in" / "env.yaml").write_text(yaml.safe_dump(env))
-    (ws / "in" / "models" / "best").mkdir(parents=True)
-    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
+    (dest / "in" / "env.yaml").write_text(yaml.safe_dump(env))
+    (dest / "in" / "models" / "best").mkdir(parents=True)
+    (dest / "in" / "models" / "best" / "model.pth").write_bytes(
         (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    return dest
+
+
+def test_pretrained_weights_ui_strings_and_sparse_labels(trained, tmp_path):
+    ws = _sparse_ws(trained, tmp_path / "pre", 4, max_epochs="1", val_interval="1", learning_rate="1e-3",
+                    resume="False", eval_iou="0.5", cfg_options="model.test_cfg.score_thr=0.05")
     r = run_cli(ws)
     assert r.returncode == 0, r.stdout[-3000:]
     loaded, total = (int(x) for x in re.search(r"(\d+) of (\d+) model tensors loaded", r.stdout).groups())
@@ -179,16 +182,7 @@ def test_two_process_training_on_cpu(tmp_path):
 
 
 def test_ss3d_rounds_grow_the_bank_and_train_on_it(trained, tmp_path):
-    ws = tmp_path / "ss3d"
-    make_workspace(str(ws), "det3d", "train", num_train=8, num_val=2,
-                   overrides=dict(TINY, max_epochs=1, val_interval=1, ss3d_iterations=1, ss3d_epochs=1,
-                                  pretrained_model_params=["/in/models/best/model.pth"]))
-    env = yaml.safe_load((ws / "in" / "env.yaml").read_text())
-    env["input"]["training_index_file"] = "/in/train-index-sparse.tsv"
-    (ws / "in" / "env.yaml").write_text(yaml.safe_dump(env))
-    (ws / "in" / "models" / "best").mkdir(parents=True)
-    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
-        (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    ws = _sparse_ws(trained, tmp_path / "ss3d", 8, max_epochs=1, val_interval=1, ss3d_iterations=1, ss3d_epochs=1)
     r = run_cli(ws)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "SS3D round 1/1:" in r.stdout and r.stdout.count("evaluation at iteration") == 2
