@@ -49,8 +49,8 @@ class Boxes3D:
                        np.concatenate([p.scores for p in parts]))
 
 
-def load_points(path: str) -> np.ndarray:
-    """A scan as float32 (N, 4)."""
+def check_scan_size(path: str) -> None:
+    """300003 unless the file exists and holds whole float32 N×4 rows (cheap: no read)."""
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -58,6 +58,11 @@ def load_points(path: str) -> np.ndarray:
     if size % (4 * POINT_DIM):
         raise image_error(f"not a float32 N×{POINT_DIM} point cloud: {size} bytes is not a multiple of "
                           f"{4 * POINT_DIM}", file=path)
+
+
+def load_points(path: str) -> np.ndarray:
+    """A scan as float32 (N, 4)."""
+    check_scan_size(path)
     pts = np.fromfile(path, dtype=np.float32).reshape(-1, POINT_DIM)
     if not np.isfinite(pts).all():
         raise image_error("point cloud holds NaN or infinite values", file=path)

@@ -134,8 +134,9 @@ def frame_features(key: str, points: np.ndarray, known: Boxes3D, views: List[Box
     free = np.ones(n, dtype=bool)
     matched = np.zeros(n, dtype=bool)
     if n and len(known):
-        free = bev_iou(raw.boxes, known.boxes).max(1) <= params.collision_iou
-        iou = iou_3d(raw.boxes, known.boxes)
+        bev = bev_iou(raw.boxes, known.boxes)
+        free = bev.max(1) <= params.collision_iou
+        iou = iou_3d(raw.boxes, known.boxes, bev)
         iou[raw.labels[:, None] != known.labels[None, :]] = 0.0
         matched = (iou >= match_iou_for(known.boxes)[None, :]).any(1)
     return FrameFeatures(key, raw.boxes, raw.labels, score, cons, free, count_points(points, raw.boxes),
@@ -220,8 +221,8 @@ class BankEvaluator:
             annotated = (iou_3d(full.boxes, known.boxes) > 0.99).any(1)
         missing = full.select(~annotated)
         self.missing_per_frame[key] = len(missing)
-        iou = iou_3d(missing.boxes, pseudo.boxes)
         biou = bev_iou(missing.boxes, pseudo.boxes)
+        iou = iou_3d(missing.boxes, pseudo.boxes, biou)
         same = missing.labels[:, None] == pseudo.labels[None, :]
         iou = np.where(same, iou, 0.0)
         biou = np.where(same, biou, 0.0)

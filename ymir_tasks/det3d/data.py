@@ -9,16 +9,9 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from executor.env import Env
-from executor.errors import dataset_error, image_error
+from executor.errors import dataset_error
 from executor.index import read_index
-from executor.pointcloud import POINT_DIM, Boxes3D, read_boxes3d
-
-
-def check_scan(path: str, index_file: str = "", line: int = 0) -> None:
-    """Cheap validity check of a scan before training (the loader reads it later)."""
-    size = os.path.getsize(path)
-    if size % (4 * POINT_DIM):
-        raise image_error(f"not a float32 N×{POINT_DIM} point cloud ({size} bytes)", file=path)
+from executor.pointcloud import POINT_DIM, Boxes3D, check_scan_size, read_boxes3d
 
 
 def build_infos(index_file: str, class_names: Sequence[str], env: Env, out_pkl: str) -> Dict[str, Any]:
@@ -29,7 +22,7 @@ def build_infos(index_file: str, class_names: Sequence[str], env: Env, out_pkl: 
     data_list: List[Dict[str, Any]] = []
     per_class: List[List[np.ndarray]] = [[] for _ in class_names]
     for i, e in enumerate(entries):
-        check_scan(e.image, index_file, e.line)
+        check_scan_size(e.image)  # the loader reads it later; fail before training starts
         boxes = read_boxes3d(e.annotation, class_names)
         for b, l in zip(boxes.boxes, boxes.labels):
             per_class[int(l)].append(b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -33,13 +34,14 @@ def bev_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(box_iou_rotated(ta, tb).numpy().astype(np.float64), 0.0, 1.0)
 
 
-def iou_3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) 3D IoU: BEV intersection × vertical overlap / union volume (mmdet3d's definition)."""
+def iou_3d(a: np.ndarray, b: np.ndarray, bev: Optional[np.ndarray] = None) -> np.ndarray:
+    """(N, M) 3D IoU: BEV intersection × vertical overlap / union volume (mmdet3d's definition).
+    ``bev``: the pair's BEV IoU when the caller already has it (the rotated overlap is the cost)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 7)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 7)
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)))
-    bev = bev_iou(a, b)
+    bev = bev_iou(a, b) if bev is None else bev
     area_a = (a[:, 3] * a[:, 4])[:, None]
     area_b = (b[:, 3] * b[:, 4])[None, :]
     inter_bev = bev / (1.0 + bev) * (area_a + area_b)
