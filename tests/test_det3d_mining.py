@@ -197,6 +197,10 @@ def test_bank_is_a_dbinfos_file_that_mmdet3d_samples_from(tmp_path, mined):
     pts = np.fromfile(tmp_path / "bank" / car["path"], dtype=np.float32).reshape(-1, 4)
     assert len(pts) == car["num_points_in_gt"] and np.abs(pts[:, :2]).max() <= np.hypot(*car["box3d_lidar"][3:5])
     assert (tmp_path / "bank" / "pseudo_labels" / "f000.txt").read_text().count("\n") == 1 + len(results[0].pseudo)
+    # The sampler draws with numpy's global RNG (its per-class shufflers already when it is built,
+    # which the old seeding after construction missed: the test was flaky) and drops draws that
+    # collide with each other: seeded before it is built, the draws are fixed (3 Cars here).
+    np.random.seed(1)
     sampler = DataBaseSampler(info_path=path, data_root=str(tmp_path / "bank"), rate=1.0,
                               prepare=dict(filter_by_min_points=dict(Car=1, Pedestrian=1, Cyclist=1)),
                               # mmdet3d cannot sample a class with no entry: ask only for present ones
@@ -204,8 +208,6 @@ def test_bank_is_a_dbinfos_file_that_mmdet3d_samples_from(tmp_path, mined):
                               classes=CLASSES,
                               points_loader=dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4,
                                                  use_dim=[0, 1, 2, 3]))
-    # The sampler draws with numpy's global RNG and drops draws that collide with each other: seed it.
-    np.random.seed(0)
     sampled = sampler.sample_all(np.zeros((0, 7), dtype=np.float32), np.zeros(0, dtype=np.int64))
     assert sampled is not None and len(sampled["gt_bboxes_3d"]) >= 3 and len(sampled["points"]) > 0
     by_box = {tuple(np.round(e["box3d_lidar"], 4)): e for e in entries}
