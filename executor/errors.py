@@ -5,6 +5,7 @@ one clear log line and a non-zero exit (see :mod:`executor.runner`).
 """
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import Optional
 
@@ -30,14 +31,24 @@ class YmirError(Exception):
     ``str(err)`` is the one-line message written to the log and monitor.txt.
     """
 
-    def __init__(self, code: ErrorCode, message: str, *, file: Optional[str] = None,
+    def __init__(self, code: ErrorCode, message: Optional[str] = None, *, file: Optional[str] = None,
                  field: Optional[str] = None, line: Optional[int] = None) -> None:
+        if message is None:
+            # torch's DataLoader re-raises a worker's exception as ``type(exc)(formatted traceback)``
+            # (``ExceptionWrapper.reraise``); the traceback's last line holds our one-line message,
+            # so the code and the message survive any loader, training ones included.
+            code, message = _from_worker_text(code)
         self.code = ErrorCode(code)
         self.message = message
         self.file = file
         self.field = field
         self.line = line
         super().__init__(self.one_line())
+
+    @classmethod
+    def from_record(cls, code: int, text: str) -> "YmirError":
+        """The error a monitor record reports (its message is already a one-line message)."""
+        return cls(ErrorCode(code), re.sub(r"^\[\d{6} [a-z_]+\] ", "", text))
 
     def __reduce__(self):
         # Picklable, so an error raised in a DataLoader worker reaches the main process intact.
@@ -52,6 +63,18 @@ class YmirError(Exception):
         prefix = f"[{int(self.code)} {self.code.name.lower()}] "
         text = self.message.replace("\n", " ").strip()
         return prefix + (", ".join(where) + ": " if where else "") + text
+
+
+_ONE_LINE = re.compile(r"YmirError: \[(\d{6}) [a-z_]+\] (.*)$")
+
+
+def _from_worker_text(text: object) -> "tuple[int, str]":
+    if isinstance(text, str):
+        for line in reversed(text.strip().splitlines()):
+            m = _ONE_LINE.search(line.strip())
+            if m:
+                return int(m.group(1)), m.group(2)
+    raise TypeError("YmirError needs a code and a message")
 
 
 def _rebuild(code: int, message: str, file: Optional[str], field: Optional[str], line: Optional[int]) -> YmirError:

@@ -296,14 +296,22 @@ def load_config(path: str, schema: Schema, also_known: Iterable[str] = ()) -> Ru
 
 
 def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int = 2,
-                  export_format: Optional[str] = None) -> List[Param]:
+                  export_format: Optional[str] = None, min_samples: int = 1,
+                  samples_help: str = "batch size per GPU") -> List[Param]:
     """Knobs every image shows; the kinds add their own."""
     params = [Param("shm_size", "str", "128G", "shared memory for the container, about 32G per GPU"),
-              Param("samples_per_gpu", "int", samples_per_gpu, "batch size per GPU", min=1),
+              Param("samples_per_gpu", "int", samples_per_gpu, samples_help, min=min_samples),
               Param("workers_per_gpu", "int", workers_per_gpu, "data-loading processes per GPU", min=0)]
     if task == "training" and export_format:
         params.append(Param("export_format", "str", export_format,
                             "dataset export format '<annotation>:<asset>' the platform uses"))
+    if task != "training":
+        params.append(Param("max_broken_ratio", "float", 0.1,
+                            "share of candidates that may be unreadable (skipped: no predictions, lowest mining "
+                            "score) before the task fails", min=0.0, max=1.0))
+    params.append(Param("trust_model_code", "bool", False,
+                        "run Python model configs (*.py) that come with /in, e.g. stages of older versions of "
+                        "this image; off: only data configs (.yaml / .json) are read from /in"))
     return params
 
 

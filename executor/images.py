@@ -5,12 +5,19 @@ and single-image infer keeps the upload's name, so the extension is never truste
 the format comes from the magic bytes and PIL is told to use only that decoder.
 
 Every failure is a :class:`~executor.errors.YmirError` with code 300003 naming the file.
+
+**Orientation: the stored pixels, never the EXIF orientation tag.** YMIR itself works in that
+frame: it records an asset's width and height from PIL's ``Image.open(...).size`` (the stored
+size), copies assets byte for byte on import and export, writes ark / voc / coco coordinates
+and mask sizes in it, and applies no orientation anywhere. So every reader, loader, size probe
+and writer of this package uses the stored pixels too, training pipelines included (mmcv's
+loader would apply the tag, :class:`ymir_tasks.common.loading.YmirLoadImage` replaces it).
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` is deliberately left False: a truncated asset must
 fail loudly instead of training on grey padding.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -21,6 +28,12 @@ from .errors import image_error
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "bmp": "BMP", "gif": "GIF", "tiff": "TIFF", "webp": "WEBP"}
 
 _HEADER_BYTES = 16
+
+# Decoded pixels an image may have (10 000 x 10 000). Checked from the header before any pixel is
+# decoded, so a decompression bomb (a few KB of PNG that would decode to gigabytes) costs nothing;
+# PIL's own guard is set to the same limit so it neither warns below it nor lets more through.
+MAX_IMAGE_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def _format_from_header(head: bytes) -> str:
@@ -59,11 +72,18 @@ def _open(path: str) -> Image.Image:
     fmt = sniff_format(path)
     try:
         # formats=[...] stops PIL from falling back to other decoders by extension/guess.
-        return Image.open(path, formats=[_PIL_FORMATS[fmt]])
+        img = Image.open(path, formats=[_PIL_FORMATS[fmt]])
     except MemoryError:
         raise
+    except Image.DecompressionBombError:
+        raise image_error(f"too large to decode (more than {MAX_IMAGE_PIXELS} pixels)", file=path) from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
         raise image_error(f"cannot decode {fmt} header: {_reason(e)}", file=path) from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        img.close()
+        raise image_error(f"too large to decode: {w}x{h} is more than {MAX_IMAGE_PIXELS} pixels", file=path)
+    return img
 
 
 def _reason(e: BaseException) -> str:
@@ -74,7 +94,8 @@ def _reason(e: BaseException) -> str:
 def image_size(path: str) -> Tuple[int, int]:
     """(width, height) read from the header only (no pixel decode).
 
-    The raw stored size: EXIF orientation is ignored, as in :func:`load_image`.
+    The raw stored size: EXIF orientation is ignored, as in :func:`load_image` (see the module
+    docstring for why).
     """
     img = _open(path)
     with img:
@@ -123,3 +144,37 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         img = img.convert("RGB")
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
+
+
+def check_image(path: str) -> Tuple[int, int]:
+    """(width, height) of an image after decoding all of its data, or 300003 naming the file.
+
+    Training checks every image this way before it starts, with the readers inference and
+    mining use: a truncated JPEG would otherwise be trained on silently (decoders pad it with
+    grey) and a broken PNG would fail mid-run. JPEGs decode at 1/8 scale (DCT scaling): every
+    byte of the entropy-coded data is still read, at a fraction of the cost.
+    """
+    img = _open(path)
+    with img:
+        w, h = img.size
+        try:
+            if img.format == "JPEG":
+                img.draft("RGB", (max(1, w // 8), max(1, h // 8)))
+            img.load()
+        except MemoryError:
+            raise
+        except Exception as e:
+            raise image_error(f"cannot decode image data: {_reason(e)}", file=path) from None
+    if w <= 0 or h <= 0:
+        raise image_error(f"image has an empty size {w}x{h}", file=path)
+    return int(w), int(h)
+
+
+def check_images(paths: Sequence[str], workers: int = 0) -> List[Tuple[int, int]]:
+    """:func:`check_image` of every path, in order, in ``workers`` processes (0: this one)."""
+    if workers <= 0 or len(paths) < 64:
+        return [check_image(p) for p in paths]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(check_image, paths, chunksize=32)

@@ -7,12 +7,16 @@ with the run's :class:`~executor.env.PathMap`. Readers stream: candidates of a
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from typing import Iterator, List, Optional
 
 from .env import PathMap
 from .errors import dataset_error
 from .records import IndexEntry
+
+log = logging.getLogger(__name__)
 
 
 def iter_index(path: str, *, columns: int, path_map: Optional[PathMap] = None,
@@ -73,19 +77,47 @@ def read_index(path: str, *, path_map: Optional[PathMap] = None, check_exists: b
     return list(iter_index(path, columns=2, path_map=path_map, check_exists=check_exists))
 
 
-def iter_candidates(path: str, *, path_map: Optional[PathMap] = None,
-                    check_exists: bool = True) -> Iterator[IndexEntry]:
-    """Candidates of ``candidate-index.tsv``, streamed."""
-    return iter_index(path, columns=1, path_map=path_map, check_exists=check_exists)
+def _first_occurrences(entries: Iterator[IndexEntry], path: str, warn: bool) -> Iterator[IndexEntry]:
+    """Each candidate once, at its first line: a repeated row would otherwise give result.tsv the
+    same path twice, and the platform, taking its first top-k lines, fewer distinct images than
+    asked. A set of 8-byte digests keeps this cheap on pools of millions."""
+    seen = set()
+    repeated = 0
+    first_repeat = None
+    for e in entries:
+        key = hashlib.blake2b(e.raw_image.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        if key in seen:
+            repeated += 1
+            first_repeat = first_repeat or (e.line, e.raw_image)
+            continue
+        seen.add(key)
+        yield e
+    if repeated and warn:
+        log.warning("%s: %d repeated candidate row(s) skipped, each image is used once (first repeat: line %d, %s)",
+                    path, repeated, first_repeat[0], first_repeat[1])
+
+
+def iter_candidates(path: str, *, path_map: Optional[PathMap] = None, check_exists: bool = True,
+                    warn_repeats: bool = True) -> Iterator[IndexEntry]:
+    """The distinct candidates of ``candidate-index.tsv`` in file order, streamed (a repeated row
+    is skipped with a warning)."""
+    return _first_occurrences(iter_index(path, columns=1, path_map=path_map, check_exists=check_exists), path,
+                              warn_repeats)
 
 
 def iter_candidates_with_labels(path: str, *, path_map: Optional[PathMap] = None,
-                                check_exists: bool = True) -> Iterator[IndexEntry]:
-    """Candidates with their optional second column (``scan<TAB>labels``, the 3D extension)."""
-    return iter_index(path, columns=0, path_map=path_map, check_exists=check_exists)
+                                check_exists: bool = True, warn_repeats: bool = True) -> Iterator[IndexEntry]:
+    """Distinct candidates with their optional second column (``scan<TAB>labels``, the 3D extension)."""
+    return _first_occurrences(iter_index(path, columns=0, path_map=path_map, check_exists=check_exists), path,
+                              warn_repeats)
 
 
 def count_lines(path: str) -> int:
     """Non-blank lines of an index file (the count the platform and verifier use)."""
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         return sum(1 for line in f if line.strip())
+
+
+def count_candidates(path: str) -> int:
+    """Distinct candidates of a candidate index: the lines result.tsv and infer-result.json hold."""
+    return sum(1 for _ in iter_candidates(path, check_exists=False, warn_repeats=False))

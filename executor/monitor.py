@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .fileio import atomic_write_text
 
@@ -41,6 +41,8 @@ class Monitor:
     _last_write: float = field(default=0.0, init=False)
     _last_percent: float = field(default=-1.0, init=False)
     _ranges: Dict[str, Tuple[float, float]] = field(default_factory=dict, init=False)
+    # Detail lines kept under the record from now on (e.g. the unreadable candidates skipped).
+    notes: List[str] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         n = max(len(self.tasks), 1)
@@ -60,8 +62,13 @@ class Monitor:
             return
         # The platform notices a change only when the timestamp changes.
         ts = max(now, self._last_write + 1e-6)
-        atomic_write_text(self.path, format_monitor(self.task_id, value, STATE_RUNNING, timestamp=ts))
+        atomic_write_text(self.path, format_monitor(self.task_id, value, STATE_RUNNING, details=self.notes,
+                                                    timestamp=ts))
         self._last_write, self._last_percent = ts, value
+
+    def note(self, lines: Sequence[str]) -> None:
+        """Keep ``lines`` as detail lines of every record written from now on (shown by the platform)."""
+        self.notes.extend(lines)
 
     def start(self) -> None:
         self._last_percent = -1.0
@@ -71,7 +78,8 @@ class Monitor:
         if not self.enabled:
             return
         ts = max(time.time(), self._last_write + 1e-6)
-        atomic_write_text(self.path, format_monitor(self.task_id, 1.0, STATE_RUNNING, timestamp=ts))
+        atomic_write_text(self.path, format_monitor(self.task_id, 1.0, STATE_RUNNING, details=self.notes,
+                                                    timestamp=ts))
         self._last_write, self._last_percent = ts, 1.0
 
     def fail(self, code: int, message: str, details: Sequence[str] = ()) -> None:
@@ -79,7 +87,7 @@ class Monitor:
             return
         ts = max(time.time(), self._last_write + 1e-6)
         atomic_write_text(self.path, format_monitor(self.task_id, 1.0, STATE_ERROR, code, message,
-                                                    details, timestamp=ts))
+                                                    list(self.notes) + list(details), timestamp=ts))
         self._last_write = ts
 
 

@@ -64,6 +64,8 @@ def load_points(path: str) -> np.ndarray:
     """A scan as float32 (N, 4)."""
     check_scan_size(path)
     pts = np.fromfile(path, dtype=np.float32).reshape(-1, POINT_DIM)
+    if len(pts) == 0:
+        raise image_error("point cloud holds no point (empty file)", file=path)
     if not np.isfinite(pts).all():
         raise image_error("point cloud holds NaN or infinite values", file=path)
     return pts

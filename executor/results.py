@@ -387,6 +387,11 @@ class SegmentationInferWriter:
             self._anns.close()
 
 
+# The score of a candidate that could not be read: after every real score (written as the lowest
+# finite number, so the platform only picks it when it asks for more images than were readable).
+UNREADABLE_SCORE = -math.inf
+
+
 def write_mining_result(env: Env, scores: Iterable[Tuple[str, float]]) -> int:
     """Write ``result.tsv``: ``path<TAB>score`` per candidate, sorted by score descending.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import List, Optional
 
 import yaml
 
+from .caches import use_writable_caches
 from .env import Env, PathMap, load_env
 from .errors import ErrorCode, YmirError, config_error
 from .hyperparams import RunConfig, load_config
@@ -121,6 +123,7 @@ def plan_tasks(env: Env, only: Optional[str] = None) -> List[str]:
 def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = None,
         kind_name: Optional[str] = None) -> int:
     """Run the tasks env.yaml asks for; return the process exit status."""
+    use_writable_caches()
     setup_logging(os.environ.get("YMIR_LOG_LEVEL", "INFO"))
     path_map = PathMap(os.path.abspath(in_dir), os.path.abspath(out_dir)) if (in_dir, out_dir) != ("/in", "/out") \
         else PathMap()
@@ -135,9 +138,10 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         Path(env.output.root_dir).mkdir(parents=True, exist_ok=True)
         monitor.start()
         if not tasks:
-            log.warning("env.yaml asks for no task (run_training, run_mining and run_infer are all false)")
-            monitor.finish()
-            return 0
+            # The platform always asks for a task: an env.yaml that asks for none is a mistake.
+            raise config_error("asks for no task: run_training, run_mining and run_infer are all false or "
+                               "missing; set run_training, or run_mining and/or run_infer", file=env_file,
+                               field="run_training")
         raw = _read_raw_config(env.input.config_file)
         kind = resolve_kind(env, raw, kind_name)
         log.info("kind=%s tasks=%s protocol=%s task_id=%s", kind.name, "+".join(tasks),
@@ -159,15 +163,17 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         _safe_fail(monitor, int(e.code), e.one_line())
         return 1
     except MemoryError:
-        log.error("out of memory")
-        _safe_fail(monitor, int(ErrorCode.OUT_OF_MEMORY), "out of memory")
+        log.error("%s", OOM_ADVICE)
+        _safe_fail(monitor, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE)
         return 1
     except KeyboardInterrupt:
         _safe_fail(monitor, UNEXPECTED_ERROR_CODE, "interrupted")
         return 130
     except Exception as e:  # anything else: keep the traceback in monitor.txt for the UI
         code = classify_exception(e)
-        msg = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        msg = exception_line(e)
+        if code == ErrorCode.OUT_OF_MEMORY:
+            msg = f"{OOM_ADVICE} ({msg})"
         log.error("unexpected failure: %s", msg)
         log.debug("%s", traceback.format_exc())
         traceback.print_exc(file=sys.stdout)
@@ -175,9 +181,30 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         return 1
 
 
+OOM_ADVICE = ("out of memory: lower samples_per_gpu or img_size (or workers_per_gpu; data-loading workers also "
+              "need shm_size)")
+# What each allocator and the DataLoader say when memory runs out: torch's CPU allocator, CUDA,
+# a loader worker the kernel's OOM killer ended, and the C library.
+_OOM_MARKS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
+              "is killed by signal: killed", "std::bad_alloc")
+# torch's words for a loader worker that vanished: the kernel's OOM killer, most of the time.
+_WORKER_DIED = re.compile(r"dataloader worker \(pids?\(?s?\)? [\d, ]+\) exited unexpectedly")
+
+
+def exception_line(e: BaseException) -> str:
+    """One line for the UI: an exception re-raised from a DataLoader worker is named by the
+    original error (its traceback's last line), not by torch's "Caught X in DataLoader worker"."""
+    text = str(e)
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Caught ") and "worker" in lines[0] and len(lines) > 1:
+        return f"{lines[-1]} (in a data-loading worker)"[:500]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:500]
+
+
 def classify_exception(e: BaseException) -> int:
     text = str(e).lower()
-    if "out of memory" in text:
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or any(m in text for m in _OOM_MARKS) \
+            or _WORKER_DIED.search(text):
         return int(ErrorCode.OUT_OF_MEMORY)
     if "nan" in text.split() or "loss is nan" in text or "non-finite loss" in text:
         return int(ErrorCode.NAN_LOSS)

@@ -23,7 +23,7 @@ import yaml
 
 from .env import Env, InputPaths, OutputPaths, PathMap, load_env
 from .errors import YmirError
-from .index import count_lines, iter_candidates
+from .index import iter_candidates
 from .registry import DET3D_OBJECT_TYPE
 
 TASKS = ("training", "mining", "infer")
@@ -180,7 +180,8 @@ def _read_candidates(env: Env, rep: _Report) -> Optional[List[str]]:
         rep.add(env.source_file or "env.yaml", "input.candidate_index_file", "empty: cannot check against candidates")
         return None
     try:
-        return [e.raw_image for e in iter_candidates(path, path_map=env.path_map, check_exists=False)]
+        return [e.raw_image for e in iter_candidates(path, path_map=env.path_map, check_exists=False,
+                                                      warn_repeats=False)]
     except YmirError as e:
         rep.add(path, f"line {e.line}" if e.line else "", e.message)
     except OSError as e:
@@ -405,11 +406,11 @@ def _check_infer_detection(env: Env, class_names: Optional[List[str]], rep: _Rep
     if cands is not None:
         expected = {posixpath.basename(p) for p in cands}
         _compare_names(set(det), expected, file, "detection", "key(s)", rep)
-        n_lines = count_lines(env.input.candidate_index_file)
+        n_lines = len(cands)  # distinct candidates: a repeated row is used once
         if set(det) == expected and len(det) != n_lines:
             # The verifier also compares counts: duplicate basenames among the candidates break it.
-            rep.add(file, "detection", f"{len(det)} keys but candidate-index.tsv has {n_lines} lines "
-                                       "(duplicate basenames among the candidates?)")
+            rep.add(file, "detection", f"{len(det)} keys but candidate-index.tsv has {n_lines} distinct "
+                                       "candidates (duplicate basenames among the candidates?)")
     known = set(class_names) if class_names is not None else None
     for name, value in det.items():
         prefix = f"detection.{name}"
@@ -724,10 +725,10 @@ def _check_mining(env: Env, rep: _Report) -> None:
     cands = _read_candidates(env, rep)
     if cands is None:
         return
-    n_cand = count_lines(env.input.candidate_index_file)
+    n_cand = len(cands)  # distinct candidates: a repeated row is used once
     n_lines = sum(1 for ln in lines if ln.strip())
     if n_lines != n_cand:
-        rep.add(file, "", f"{n_lines} line(s) but candidate-index.tsv has {n_cand}")
+        rep.add(file, "", f"{n_lines} line(s) but candidate-index.tsv has {n_cand} distinct candidates")
     _compare_names(set(paths), set(cands), file, "paths", "path(s)", rep)
 
 

@@ -1,6 +1,8 @@
 """Shared helpers: tiny platform-layout folders built in tmp_path."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -46,3 +48,27 @@ def io_dirs(tmp_path: Path):
     in_dir.mkdir()
     out_dir.mkdir()
     return in_dir, out_dir
+
+
+@pytest.fixture
+def public_tmp():
+    """A temporary folder other users may enter (pytest's tmp_path is private to its owner)."""
+    d = Path(tempfile.mkdtemp(prefix="ymir-public-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stage_of(tmp_path_factory):
+    """``stage_of(kind)``: the workspace of a tiny training of ``kind`` at the lower bounds of its
+    schema (see ``stages.LOWER_BOUNDS``), trained once per session on first use."""
+    from stages import train_stage
+
+    cache: Dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in cache:
+            cache[kind] = train_stage(kind, tmp_path_factory.mktemp(f"stage-{kind}") / "train")
+        return cache[kind]
+    return get

@@ -7,7 +7,8 @@ from executor.index import iter_candidates
 from executor.registry import TaskKind
 from executor.results import DetectionInferWriter, write_mining_result, write_model_stage
 
-_P = [Param("behaviour", "str", "ok", "what the fake does", choices=("ok", "ymir_error", "crash", "oom")),
+_P = [Param("behaviour", "str", "ok", "what the fake does",
+            choices=("ok", "ymir_error", "crash", "oom", "cpu_oom", "worker_killed", "memory_error")),
       Param("steps", "int", 3, "progress steps", min=1)]
 SCHEMAS = {t: Schema("fake", t, list(_P)) for t in ("training", "mining", "infer")}
 CALLS = []
@@ -22,6 +23,8 @@ def _behave(ctx):
         raise RuntimeError("kaboom")
     if b == "oom":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+    if b in ("cpu_oom", "worker_killed", "memory_error"):
+        _run_out_of_memory(b)
     for i in range(ctx.cfg["steps"]):
         ctx.progress((i + 1) / ctx.cfg["steps"], force=True)
 
@@ -50,3 +53,26 @@ def infer(ctx):
 
 
 KIND = TaskKind(name="fake", object_type=99, description="test double", schemas=SCHEMAS, entry="fake_kind")
+
+
+class _KilledByTheKernel:
+    """A loader whose worker the kernel's OOM killer ends (SIGKILL), as torch sees it."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run_out_of_memory(how):
+    """Each way memory runs out, for real: torch's CPU allocator, a killed loader worker, Python."""
+    import torch
+    if how == "cpu_oom":
+        torch.empty(1 << 46, dtype=torch.uint8)  # 64 TiB: the allocator refuses at once
+    elif how == "worker_killed":
+        from torch.utils.data import DataLoader
+        list(DataLoader(_KilledByTheKernel(), num_workers=1))
+    else:
+        bytearray(1 << 50)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from ymir_tasks.common.safe_config import read_config_data
 import torch
 import yaml
 
@@ -44,7 +46,7 @@ def test_training_writes_verified_stages_with_the_3d_table(trained):
     assert doc["best_stage_name"] == "best" and set(doc["model_stages"]) == {"best", "last"}
     best = doc["model_stages"]["best"]
     assert 0 <= best["mAP"] <= 1 and all(isinstance(best[k], int) for k in ("tp", "fp", "fn"))
-    assert best["files"] == ["model.pth", "det3d_config.py", "ymir-model.yaml"]
+    assert best["files"] == ["model.pth", "det3d_config.yaml", "ymir-model.yaml"]
     state = torch.load(ws / "out" / "models" / "best" / "model.pth", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     meta = yaml.safe_load((ws / "out" / "models" / "best" / "ymir-model.yaml").read_text())
@@ -54,7 +56,7 @@ def test_training_writes_verified_stages_with_the_3d_table(trained):
     assert set(table["per_class"]) == {"Car", "Pedestrian", "Cyclist"}
     assert table["per_class"]["Car"]["iou"] == 0.7 and "APBEV" in table["per_class"]["Car"]
     from mmengine.config import Config
-    cfg = Config.fromfile(str(ws / "out" / "models" / "best" / "det3d_config.py"))
+    cfg = Config(read_config_data(str(ws / "out" / "models" / "best" / "det3d_config.yaml")))
     head = cfg.model.bbox_head
     assert head.num_classes == 3 and len(head.anchor_generator.sizes) == 3
     assert head.anchor_generator.sizes[0][0] == pytest.approx(3.9, abs=0.3)  # mean Car length of the labels
@@ -149,7 +151,7 @@ def test_pretrained_weights_ui_strings_and_sparse_labels(trained, tmp_path):
     assert "4 train frames (4 boxes)" in r.stdout
     assert verify_output(str(ws / "in"), str(ws / "out")) == []
     from mmengine.config import Config
-    cfg = Config.fromfile(str(ws / "out" / "models" / "last" / "det3d_config.py"))
+    cfg = Config(read_config_data(str(ws / "out" / "models" / "last" / "det3d_config.yaml")))
     assert cfg.train_cfg.max_epochs == 1 and cfg.optim_wrapper.optimizer.lr == pytest.approx(1e-3)
     assert cfg.model.test_cfg.score_thr == pytest.approx(0.05) and cfg.val_evaluator.iou_thresholds == [0.5] * 3
 

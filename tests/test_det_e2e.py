@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from ymir_tasks.common.safe_config import read_config_data
 import torch
 
 from executor.demo import _handoff_model
@@ -39,7 +41,7 @@ def test_training_reaches_map50_and_passes_verify(trained):
     best = doc["model_stages"]["best"]
     assert doc["best_stage_name"] == "best" and best["mAP"] >= 0.8, best
     assert 0 <= best["mAR"] <= 1 and all(isinstance(best[k], int) and best[k] >= 0 for k in ("tp", "fp", "fn"))
-    assert best["files"] == ["model.pth", "det_config.py", "ymir-model.yaml"]
+    assert best["files"] == ["model.pth", "det_config.yaml", "ymir-model.yaml"]
     state = torch.load(ws / "out" / "models" / "best" / "model.pth", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     table = json.loads((ws / "out" / "models" / "attachments" / "best" / "evaluation.json").read_text())
@@ -115,7 +117,7 @@ def test_two_process_training_and_ui_strings(tmp_path):
     assert "--nproc_per_node=2" in out and "Distributed training: True" in out
     assert verify_output(str(ws / "in"), str(ws / "out")) == []
     from mmengine.config import Config
-    cfg = Config.fromfile(str(ws / "out" / "models" / "last" / "det_config.py"))
+    cfg = Config(read_config_data(str(ws / "out" / "models" / "last" / "det_config.yaml")))
     assert cfg.train_cfg.max_epochs == 2 and cfg.train_dataloader.batch_size == 2
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.002) and cfg.randomness.seed == 3
     assert cfg.model.test_cfg.score_thr == pytest.approx(0.01)

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -119,44 +118,36 @@ def _run_start_sh(in_dir: Path, out_dir: Path, tmp: Path):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def shared_tmp():
-    # pytest's tmp_path is private to root; the non-root user needs to traverse this one.
-    d = Path(tempfile.mkdtemp(prefix="ymir-start-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def _read_only(path: Path):
     for p in [path, *path.rglob("*")]:
         p.chmod(0o555 if p.is_dir() else 0o444)
 
 
-def test_start_sh_as_non_root_with_read_only_in(shared_tmp):
-    in_dir, out_dir = shared_tmp / "in", shared_tmp / "out"
-    write_env(in_dir, run_training=False)  # a run that asks for nothing: exercises env + monitor only
+def test_start_sh_as_non_root_with_read_only_in(public_tmp):
+    in_dir, out_dir = public_tmp / "in", public_tmp / "out"
+    # a run that asks for no task: exercises env, config and monitor without torch (error 300001)
+    write_env(in_dir, run_training=False)
     write_config(in_dir, {"class_names": ["a"]})
     out_dir.mkdir()
     out_dir.chmod(0o777)
     _read_only(in_dir)
-    r = _run_start_sh(in_dir, out_dir, shared_tmp)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = _run_start_sh(in_dir, out_dir, public_tmp)
+    assert r.returncode == 1, r.stdout + r.stderr
     rec = parse_monitor((out_dir / "monitor.txt").read_text())
-    assert rec["state"] == 2 and rec["percent"] == 1.0 and rec["task_id"] == "t-test"
+    assert rec["state"] == 4 and rec["return_code"] == 300001 and rec["task_id"] == "t-test"
     if os.geteuid() == 0:
         assert (out_dir / "monitor.txt").stat().st_uid == 65534
     assert sorted(p.name for p in in_dir.iterdir()) == ["config.yaml", "env.yaml"]
 
 
-def test_start_sh_reports_a_bad_config_as_non_root(shared_tmp):
-    in_dir, out_dir = shared_tmp / "in", shared_tmp / "out"
+def test_start_sh_reports_a_bad_config_as_non_root(public_tmp):
+    in_dir, out_dir = public_tmp / "in", public_tmp / "out"
     write_env(in_dir)
     write_config(in_dir, text="class_names: [a\n")
     out_dir.mkdir()
     out_dir.chmod(0o777)
     _read_only(in_dir)
-    r = _run_start_sh(in_dir, out_dir, shared_tmp)
+    r = _run_start_sh(in_dir, out_dir, public_tmp)
     assert r.returncode == 1
     rec = parse_monitor((out_dir / "monitor.txt").read_text())
     assert rec["state"] == 4 and rec["return_code"] == 300001

@@ -116,8 +116,15 @@ def test_kind_from_the_manifest_when_config_has_none(io_dirs, tmp_path):
     assert run(str(in_dir), str(out_dir)) == 0
 
 
-def test_no_task_requested_is_a_clean_exit(io_dirs):
+@pytest.mark.parametrize("flags", [dict(run_training=False), dict(run_training="false", run_mining=0),
+                                   dict(run_training=False, run_mining=False, run_infer=False)])
+def test_an_env_that_asks_for_no_task_is_a_config_error(io_dirs, flags):
+    # The platform always asks for a task: none is a hand-written mistake, not a success.
     in_dir, out_dir = io_dirs
-    write_env(in_dir, run_training=False)
-    assert run(str(in_dir), str(out_dir)) == 0
-    assert _monitor(out_dir)["percent"] == 1.0
+    write_env(in_dir, **flags)
+    write_config(in_dir, {"class_names": ["a"], "object_type": 99})
+    assert run(str(in_dir), str(out_dir)) == 1
+    rec = _monitor(out_dir)
+    assert rec["state"] == 4 and rec["return_code"] == 300001
+    assert "env.yaml" in rec["message"] and all(k in rec["message"] for k in ("run_training", "run_mining",
+                                                                            "run_infer"))

@@ -36,7 +36,7 @@ def test_training_reaches_miou_and_passes_verify(trained):
     best = doc["model_stages"]["best"]
     assert best["mIoU"] >= 0.8, best
     assert 0.0 <= best["mAcc"] <= 1.0 and isinstance(best["mIoU"], float)
-    assert best["files"] == ["model.pth", "seg_config.py", "ymir-model.yaml"]
+    assert best["files"] == ["model.pth", "seg_config.yaml", "ymir-model.yaml"]
     rec = parse_monitor((ws / "out" / "monitor.txt").read_text())
     assert rec["percent"] == 1.0 and rec["state"] == 2
     assert log.count("evaluation at iteration") == 3
@@ -51,7 +51,7 @@ def test_stages_are_self_sufficient(trained):
     assert meta["class_names"] == ["disc", "square"]
     assert meta["with_background"] is True and meta["model_classes"][0] == "ymir_background"
     assert meta["img_size"] == [128, 96]
-    assert "YmirSegDataset" in (stage / "seg_config.py").read_text()
+    assert "YmirSegDataset" in (stage / "seg_config.yaml").read_text()
     table = json.loads((ws / "out" / "models" / "attachments" / "best" / "evaluation.json").read_text())
     assert set(table["IoU"]) == {"ymir_background", "disc", "square"}
     assert table["mIoU"] == pytest.approx(result(ws)["model_stages"]["best"]["mIoU"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from ymir_tasks.common.safe_config import read_config_data
 import torch
 import yaml
 from mmengine.config import Config
@@ -30,7 +32,7 @@ def run_a(tmp_path_factory):
 
 
 def _cfg(ws: Path, stage: str = "last") -> Config:
-    return Config.fromfile(str(ws / "out" / "models" / stage / "seg_config.py"))
+    return Config(read_config_data(str(ws / "out" / "models" / stage / "seg_config.yaml")))
 
 
 def test_strings_from_the_ui_behave_like_typed_values(run_a):
@@ -47,7 +49,7 @@ def test_max_keep_ckpts_and_save_least_file_false(run_a):
     kept = sorted(p.name for p in (ws / "out" / "work_dirs" / "seg").glob("iter_*.pth"))
     assert kept == ["iter_6.pth", "iter_8.pth"]
     last = result(ws)["model_stages"]["last"]["files"]
-    assert last == ["model.pth", "seg_config.py", "ymir-model.yaml", "iter_6.pth", "iter_8.pth"]
+    assert last == ["model.pth", "seg_config.yaml", "ymir-model.yaml", "iter_6.pth", "iter_8.pth"]
 
 
 def test_img_size_lr_cfg_and_args_options_and_config_path(run_a):
@@ -84,7 +86,7 @@ def test_save_least_file_true_early_stopping_and_partial_pretrained(run_a, tmp_p
     loaded, total = [int(x) for x in re.search(r"(\d+) of (\d+) model tensors loaded", line).groups()]
     assert 0 < loaded < total
     assert r.stdout.count("evaluation at iteration") == 2  # no improvement after the first: stopped
-    assert result(ws)["model_stages"]["last"]["files"] == ["model.pth", "seg_config.py", "ymir-model.yaml"]
+    assert result(ws)["model_stages"]["last"]["files"] == ["model.pth", "seg_config.yaml", "ymir-model.yaml"]
     assert list((ws / "out" / "work_dirs" / "seg").glob("*.pth")) == []
 
 

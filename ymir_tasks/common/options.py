@@ -134,3 +134,17 @@ def find_preset(kind: str, presets: Sequence[str], name: str, file: str = "confi
             return cand
     raise config_error(f"unknown preset or config file {name!r}; presets: {', '.join(presets)}", file=file,
                        field="config_file")
+
+
+def load_preset(ctx, kind: str, presets: Sequence[str], scope: str):
+    """The mmengine Config of the run's ``config_file``: the image's own presets and config files
+    load as they are; a config from ``/in`` loads as data (a Python one only with
+    ``trust_model_code``), like a stage's (see :mod:`.safe_config`)."""
+    from mmengine.config import Config
+
+    from .safe_config import TRUST_KEY, inside, load_config
+
+    path = find_preset(kind, presets, ctx.env.map(ctx.cfg["config_file"]), ctx.cfg.source_file)
+    if inside(str(path), ctx.env.input.root_dir):
+        return load_config(str(path), trust_code=bool(ctx.cfg.get(TRUST_KEY, False)), scope=scope)
+    return Config.fromfile(str(path))

@@ -3,6 +3,7 @@ launch through torchrun, loading of our own checkpoints under torch >= 2.6, and
 the per-process task context the registered hooks read."""
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Deque, Dict, Iterator, Optional
 
 from executor.errors import ErrorCode, YmirError, model_error
 from executor.monitor import parse_monitor
@@ -92,16 +93,32 @@ def launch_workers(ctx, nproc: int) -> None:
     env = dict(os.environ, **{WORKER_ENV: "1", "OMP_NUM_THREADS": threads})
     log.info("%s: launching %d processes: %s", ctx.task, nproc, " ".join(cmd))
     ctx.monitor.update(ctx.task, 0.0, force=True)
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:
-        code, message = int(ErrorCode.MODEL), f"a {ctx.task} worker failed with exit status {proc.returncode}"
-        try:
-            rec = parse_monitor(open(ctx.env.output.monitor_file, encoding="utf-8").read())
-            if rec.get("state") == 4:
-                code, message = int(rec.get("return_code", code)), str(rec.get("message", message))
-        except (OSError, ValueError):
-            pass
-        raise YmirError(code, message)
+    # The workers' output is passed through (the platform keeps stdout) and its tail kept: a worker
+    # the kernel killed writes no monitor record, torchrun's report is all there is.
+    tail: Deque[str] = collections.deque(maxlen=200)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        tail.append(line)
+    sys.stdout.flush()
+    try:
+        rec = parse_monitor(open(ctx.env.output.monitor_file, encoding="utf-8").read())
+    except (OSError, ValueError):
+        rec = {}
+    if proc.wait() == 0:
+        ctx.monitor.note(rec.get("details") or [])  # rank 0's detail lines (e.g. unreadable candidates)
+    else:
+        if rec.get("state") == 4 and rec.get("return_code") in {int(c) for c in ErrorCode}:
+            raise YmirError.from_record(int(rec["return_code"]), str(rec.get("message", "")))
+        text = "".join(tail)
+        if "SIGKILL" in text or "exitcode  : -9" in text or "exitcode: -9" in text:
+            raise RuntimeError(f"a {ctx.task} process was killed by the kernel (SIGKILL), most likely out of memory")
+        if rec.get("state") == 4:  # the worker's own unexpected-error record (160004 and its message)
+            raise RuntimeError(str(rec.get("message", f"a {ctx.task} worker failed")))
+        raise RuntimeError(f"a {ctx.task} worker failed with exit status {proc.returncode}; its output ends: "
+                           + " | ".join(ln.strip() for ln in list(tail)[-3:]))
 
 
 def init_distributed_if_worker() -> Optional[str]:

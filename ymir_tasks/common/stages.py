@@ -1,7 +1,7 @@
 """Writes a kind's ``best`` and ``last`` stages after every evaluation (rank 0).
 
-Each stage is self-sufficient: the weights as a plain state dict (``model.pth``), the dumped
-mmengine config and ``ymir-model.yaml`` (what inference needs to know). ``best`` is rewritten
+Each stage is self-sufficient: the weights as a plain state dict (``model.pth``), the mmengine
+config as data (``<kind>_config.yaml``) and ``ymir-model.yaml`` (what inference needs to know). ``best`` is rewritten
 only when the main metric improved; result.yaml always names ``best`` as the best stage.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import yaml
 from executor.results import write_model_stage
 
 from . import runtime
+from .safe_config import dump_config
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class StageWriter:
         self.stage_dir = os.path.join(work_dir, "stage-files")
         os.makedirs(self.stage_dir, exist_ok=True)
         self.config_name = config_name
-        cfg.dump(os.path.join(self.stage_dir, config_name))
+        # as data, never as Python: whoever loads this stage later runs none of it (see safe_config)
+        dump_config(cfg, os.path.join(self.stage_dir, config_name))
         with open(os.path.join(self.stage_dir, MODEL_META), "w", encoding="utf-8") as f:
             yaml.safe_dump(dict(meta, weights=WEIGHTS, config=config_name), f, sort_keys=False)
         self.best = self._best_so_far()

@@ -7,10 +7,21 @@ from typing import Any, Dict, List
 
 
 from ..common.mmconfig import apply_runtime
-from ..common.options import apply_overrides, find_preset, parse_args_options, parse_img_size
+from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options, parse_img_size
 from ..seg.config import set_num_classes
 
 PRESETS = ("rtmdet_tiny", "tiny")
+
+
+# The detectors' coarsest feature map has stride 32: a side that is not a multiple of it gives
+# pyramid levels that do not line up.
+SIZE_STEP = 32
+
+
+def square_size(value, default: int, file: str = "config.yaml") -> int:
+    """The network's square input side from ``img_size`` (its width), rounded up to a multiple of 32."""
+    size = parse_img_size(value, (default, default), file)[0]
+    return -(-size // SIZE_STEP) * SIZE_STEP
 
 
 def preset_file(name: str, file: str = "config.yaml") -> Path:
@@ -19,7 +30,7 @@ def preset_file(name: str, file: str = "config.yaml") -> Path:
 
 
 def train_pipeline(size: int, augment: str) -> List[Dict[str, Any]]:
-    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True)]
+    steps: List[Dict[str, Any]] = [dict(type="YmirLoadImage"), dict(type="LoadAnnotations", with_bbox=True)]
     if augment == "light":
         steps += [dict(type="Resize", scale=(size, size), keep_ratio=True)]
     else:
@@ -32,7 +43,7 @@ def train_pipeline(size: int, augment: str) -> List[Dict[str, Any]]:
 
 
 def test_pipeline(size: int, with_annotations: bool) -> List[Dict[str, Any]]:
-    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=(size, size),
+    steps: List[Dict[str, Any]] = [dict(type="YmirLoadImage"), dict(type="Resize", scale=(size, size),
                                                                         keep_ratio=True),
                                    dict(type="Pad", size=(size, size), pad_val=dict(img=(114, 114, 114)))]
     if with_annotations:
@@ -42,13 +53,11 @@ def test_pipeline(size: int, with_annotations: bool) -> List[Dict[str, Any]]:
 
 
 def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bool, use_cuda: bool):
-    from mmengine.config import Config
-
     p = ctx.cfg.params
     file = ctx.cfg.source_file
-    cfg = Config.fromfile(str(preset_file(p["config_file"], file)))
+    cfg = load_preset(ctx, "det", PRESETS, "mmdet")
     meta = dict(cfg.get("ymir_preset", {}))
-    size = parse_img_size(p["img_size"], (meta.get("img_size", 640),) * 2, file)[0]
+    size = square_size(p["img_size"], int(meta.get("img_size", 640)), file)
     lr = p["learning_rate"] or float(meta.get("lr", 0.004))
     args = parse_args_options(p["args_options"], file)
     classes = list(ctx.class_names)
@@ -81,10 +90,11 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
                              paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True))
     iters_per_epoch = -(-int(data.get("num_train", 1)) // p["samples_per_gpu"])
     warmup = max(1, min(300, epochs * iters_per_epoch // 5))  # never longer than a fifth of the run
-    cfg.param_scheduler = [
-        dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup),
-        dict(type="CosineAnnealingLR", eta_min=lr * 0.05, by_epoch=True, begin=max(1, epochs // 2), end=epochs,
-             T_max=max(1, epochs - epochs // 2), convert_to_iter_based=True)]
+    cfg.param_scheduler = [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup)]
+    if epochs >= 2:  # the cosine tail over the second half; a 1-epoch run has only the warm-up
+        cfg.param_scheduler.append(
+            dict(type="CosineAnnealingLR", eta_min=lr * 0.05, by_epoch=True, begin=max(1, epochs // 2), end=epochs,
+                 T_max=max(1, epochs - epochs // 2), convert_to_iter_based=True))
     keep = p["max_keep_checkpoints"]
     apply_runtime(cfg, ctx, args, work_dir=work_dir, distributed=distributed, use_cuda=use_cuda, scope="mmdet",
                   visualizer="DetLocalVisualizer", metric="mAP", patience=p["early_stop_patience"],

@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 
 from executor.annotations import CocoDetReader, detect_annotation_format, read_ark, read_voc
 from executor.errors import dataset_error
-from executor.images import image_size
+from executor.images import check_images
 from executor.index import read_index
 from executor.records import DetObject, IndexEntry
 
@@ -44,10 +44,11 @@ class DetAnnotationSource:
 
 
 def coco_document(entries: Sequence[IndexEntry], source: DetAnnotationSource,
-                  class_names: Sequence[str]) -> Dict:
+                  class_names: Sequence[str], workers: int = 0) -> Dict:
     images, annotations = [], []
-    for image_id, e in enumerate(entries, start=1):
-        w, h = image_size(e.image)
+    # every image decoded once before training, with the readers inference uses (300003 naming it)
+    sizes = check_images([e.image for e in entries], workers)
+    for image_id, (e, (w, h)) in enumerate(zip(entries, sizes), start=1):
         images.append({"id": image_id, "file_name": e.image, "width": w, "height": h})
         for o in source.objects(e):
             x1, y1 = max(0.0, o.x1), max(0.0, o.y1)
@@ -62,7 +63,7 @@ def coco_document(entries: Sequence[IndexEntry], source: DetAnnotationSource,
             "categories": [{"id": i, "name": n} for i, n in enumerate(class_names)]}
 
 
-def prepare(env, class_names: Sequence[str], cache_root: str) -> Dict[str, object]:
+def prepare(env, class_names: Sequence[str], cache_root: str, workers: int = 0) -> Dict[str, object]:
     pm = env.path_map
     train = read_index(env.input.training_index_file, path_map=pm)
     val = read_index(env.input.val_index_file, path_map=pm) if env.input.val_index_file else []
@@ -74,7 +75,7 @@ def prepare(env, class_names: Sequence[str], cache_root: str) -> Dict[str, objec
     os.makedirs(cache_root, exist_ok=True)
     out: Dict[str, object] = {}
     for name, entries in (("train", train), ("val", val)):
-        doc = coco_document(entries, source, class_names)
+        doc = coco_document(entries, source, class_names, workers)
         path = os.path.join(cache_root, f"{name}.json")
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             json.dump(doc, f)

@@ -9,22 +9,20 @@ import os
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-import yaml
-
-from executor.errors import model_error
 from executor.images import load_image
 from executor.index import iter_candidates
 from executor.results import DetectionInferWriter
 
 from ..common import runtime
-from ..common.models import find_stage
+from ..common.candidates import BrokenCandidates, candidate_batches
+from ..common.models import Stage, find_stage, load_weights, stage_config
 from .train import CONFIG
 
 log = logging.getLogger(__name__)
 
 
-def find_model(ctx) -> Dict[str, str]:
-    return find_stage(ctx, "detection", CONFIG)
+def find_model(ctx) -> Stage:
+    return find_stage(ctx, CONFIG, required=("img_size",))
 
 
 def inference_dataset(class_names: Sequence[str], size: int) -> Dict:
@@ -35,20 +33,16 @@ def inference_dataset(class_names: Sequence[str], size: int) -> Dict:
                 metainfo=dict(classes=tuple(class_names)), pipeline=test_pipeline(size, False))
 
 
-def load_model(paths: Dict[str, str], device: str, size: int, max_detections: int,
-               class_names: Sequence[str] = (), score_thr: Optional[float] = None):
-    from mmengine.config import Config
+def load_model(ctx, stage: Stage, device: str, size: int, max_detections: int, score_thr: Optional[float] = None):
     from mmdet.apis import init_detector
 
-    cfg = Config.fromfile(paths["config"])
-    cfg.test_dataloader = dict(dataset=inference_dataset(class_names, size))
+    from . import mm  # noqa: F401  (what the stage's config names: our metric and loading step)
+
+    cfg = stage_config(ctx, stage, "mmdet")
+    cfg.test_dataloader = dict(dataset=inference_dataset(stage.class_names, size))
     apply_detection_cap(cfg, max_detections, score_thr)
     model = init_detector(cfg, checkpoint=None, device=device)
-    state = runtime.load_state_dict_file(paths["weights"])
-    missing, _ = model.load_state_dict(state, strict=False)
-    if missing:
-        raise model_error(f"weights do not fit the stage's config ({len(missing)} tensors missing, e.g. "
-                          f"{missing[0]})", file=paths["weights"])
+    load_weights(model, stage.weights)
     return model.eval()
 
 
@@ -63,24 +57,16 @@ def apply_detection_cap(cfg, max_detections: int, score_thr: Optional[float] = N
     cfg.model.test_cfg.nms_pre = max(cfg.model.test_cfg.get("nms_pre", 1000), 4 * max_detections)
 
 
-class _Images:
-    def __init__(self, items: Sequence[Tuple[int, str]]) -> None:
-        self.items = list(items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        idx, path = self.items[i]
-        rgb = load_image(path)
-        return idx, path, np.ascontiguousarray(rgb[:, :, ::-1])
+def _load_bgr(item: Tuple[int, str]):
+    idx, path = item
+    rgb = load_image(path)
+    return idx, path, np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def batches(items: Sequence[Tuple[int, str]], batch_size: int, workers: int) -> Iterator[List]:
-    from torch.utils.data import DataLoader
-
-    runtime.fork_safe_loader_setup()
-    yield from DataLoader(_Images(items), batch_size=batch_size, num_workers=workers, collate_fn=lambda b: b)
+def batches(items: Sequence[Tuple[int, str]], batch_size: int, workers: int,
+            broken: BrokenCandidates) -> Iterator[List]:
+    """(idx, path, BGR image) batches; unreadable candidates go to ``broken``."""
+    yield from candidate_batches(items, _load_bgr, batch_size, workers, broken)
 
 
 def detect(model, images: List[np.ndarray], fp16: bool = False):
@@ -100,19 +86,19 @@ def detect(model, images: List[np.ndarray], fp16: bool = False):
 
 
 def model_for(ctx, max_detections: int, score_thr: Optional[float] = None):
-    paths = find_model(ctx)
-    with open(paths["meta"], encoding="utf-8") as f:
-        meta = yaml.safe_load(f)
     from ..common.options import parse_img_size
+    from .config import square_size
 
-    size = parse_img_size(ctx.cfg["img_size"], (int(meta["img_size"]),) * 2, ctx.cfg.source_file)[0]
-    return load_model(paths, runtime.device(), size, max_detections, meta["class_names"], score_thr), meta, paths
+    stage = find_model(ctx)
+    trained = parse_img_size(stage.meta["img_size"], (640, 640), stage.meta_file)[0]
+    size = square_size(ctx.cfg["img_size"], trained, ctx.cfg.source_file)
+    return load_model(ctx, stage, runtime.device(), size, max_detections, score_thr), stage
 
 
 @runtime.distributed_entry
 def infer(ctx, launcher) -> None:
-    model, meta, paths = model_for(ctx, ctx.cfg["max_detections"], ctx.cfg["conf_threshold"])
-    class_names = list(meta["class_names"])
+    model, stage = model_for(ctx, ctx.cfg["max_detections"], ctx.cfg["conf_threshold"])
+    class_names = stage.class_names
     rank, world = runtime.rank(), runtime.world_size()
     cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
                                                                   path_map=ctx.env.path_map))]
@@ -121,21 +107,24 @@ def infer(ctx, launcher) -> None:
     shard = os.path.join(ctx.env.output.root_dir, "infer-tmp", f"rank{rank}.jsonl")
     os.makedirs(os.path.dirname(shard), exist_ok=True)
     log.info("inference: %d of %d candidates here, batch %d, conf %.3f, up to %d boxes per image, model %s",
-             len(part), len(cands), ctx.cfg["samples_per_gpu"], conf, ctx.cfg["max_detections"], paths["dir"])
+             len(part), len(cands), ctx.cfg["samples_per_gpu"], conf, ctx.cfg["max_detections"], stage.dir)
     done = 0
+    broken = BrokenCandidates(ctx.cfg["max_broken_ratio"], len(part), "inference")
     with open(shard, "w", encoding="utf-8") as f:
-        for batch in batches(part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"]):
+        for batch in batches(part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], broken):
             for (idx, path, _), (b, s, l) in zip(batch, detect(model, [img for *_, img in batch], ctx.cfg["fp16"])):
                 keep = s >= conf
                 f.write(json.dumps([idx, [[int(c), float(sc), *map(float, bb)]
                                           for bb, sc, c in zip(b[keep], s[keep], l[keep])]]) + "\n")
                 done += 1
                 if rank == 0:
-                    ctx.progress(0.95 * done / max(len(part), 1))
+                    ctx.progress(0.95 * (done + len(broken)) / max(len(part), 1))
+    broken.save(os.path.dirname(shard))
     if launcher:
         import torch.distributed as dist
         dist.barrier()
     if rank == 0:
+        broken.merge(os.path.dirname(shard), world, len(cands)).report(ctx)
         records: Dict[int, List] = {}
         for r in range(world):
             with open(os.path.join(os.path.dirname(shard), f"rank{r}.jsonl"), encoding="utf-8") as f:

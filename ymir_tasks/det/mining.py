@@ -33,7 +33,7 @@ import numpy as np
 
 from executor.errors import config_error
 from executor.index import iter_candidates
-from executor.results import write_mining_result
+from executor.results import UNREADABLE_SCORE, write_mining_result
 
 from ..common import runtime
 
@@ -201,6 +201,7 @@ def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int)
 def mine(ctx, launcher) -> None:
     import json
 
+    from ..common.candidates import BrokenCandidates
     from .infer import batches, detect, model_for
 
     p = ctx.cfg.params
@@ -211,42 +212,45 @@ def mine(ctx, launcher) -> None:
     tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
     os.makedirs(tmp, exist_ok=True)
     scores: Dict[int, float] = {}
-    if algorithm == "random":
-        scores = {i: random_score(p["seed"], cands[i].raw_image) for i, _ in items}
-    else:
+    broken = BrokenCandidates(p["max_broken_ratio"], len(items), "mining")
+    if algorithm != "random":
         # aldd reads dense maps, not boxes; entropy and cald ignore boxes under the mining threshold.
-        model, meta, _ = model_for(ctx, p["max_detections"],
-                                   None if algorithm == "aldd" else p["mining_conf_threshold"])
-        weights = class_weights(p["class_distribution_scores"], len(meta["class_names"]), ctx.cfg.source_file)
+        model, stage = model_for(ctx, p["max_detections"],
+                                 None if algorithm == "aldd" else p["mining_conf_threshold"])
+        weights = class_weights(p["class_distribution_scores"], len(stage.class_names), ctx.cfg.source_file)
         size = int(model.cfg.test_dataloader.dataset.pipeline[1]["scale"][0])
         conf = p["mining_conf_threshold"]
-        done = 0
-        for batch in batches(items, p["samples_per_gpu"], p["workers_per_gpu"]):
-            imgs = [img for *_, img in batch]
-            if algorithm == "aldd":
-                vals = aldd_scores(model, imgs, weights, size)
-            elif algorithm == "entropy":
-                vals = [entropy_score(s[s >= conf]) for _, s, _ in detect(model, imgs)]
-            else:
-                vals = []
-                for (idx, path, img), (b, s, _) in zip(batch, detect(model, imgs)):
-                    keep = s >= conf
-                    rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
-                    views = [augment(img, a, rng) for a in CALD_AUGS]
-                    outs = detect(model, [v for v, _ in views])
-                    augs = []
-                    for (_, back), (ab, as_, _) in zip(views, outs):
-                        k = as_ >= conf
-                        augs.append((back(ab[k]), as_[k]))
-                    c = cald_consistency((b[keep], s[keep]), augs)
-                    vals.append(NO_DETECTION if c is None else -c)
-            for (idx, _, _), v in zip(batch, vals):
-                scores[idx] = float(v)
-            done += len(batch)
-            if rank == 0:
-                ctx.progress(0.95 * done / max(len(items), 1))
+    done = 0
+    # random reads the images too, so an unreadable candidate ranks last with every algorithm
+    for batch in batches(items, p["samples_per_gpu"], p["workers_per_gpu"], broken):
+        imgs = [img for *_, img in batch]
+        if algorithm == "random":
+            vals = [random_score(p["seed"], cands[idx].raw_image) for idx, _, _ in batch]
+        elif algorithm == "aldd":
+            vals = aldd_scores(model, imgs, weights, size)
+        elif algorithm == "entropy":
+            vals = [entropy_score(s[s >= conf]) for _, s, _ in detect(model, imgs)]
+        else:
+            vals = []
+            for (idx, path, img), (b, s, _) in zip(batch, detect(model, imgs)):
+                keep = s >= conf
+                rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
+                views = [augment(img, a, rng) for a in CALD_AUGS]
+                outs = detect(model, [v for v, _ in views])
+                augs = []
+                for (_, back), (ab, as_, _) in zip(views, outs):
+                    k = as_ >= conf
+                    augs.append((back(ab[k]), as_[k]))
+                c = cald_consistency((b[keep], s[keep]), augs)
+                vals.append(NO_DETECTION if c is None else -c)
+        for (idx, _, _), v in zip(batch, vals):
+            scores[idx] = float(v)
+        done += len(batch)
+        if rank == 0:
+            ctx.progress(0.95 * (done + len(broken)) / max(len(items), 1))
     with open(os.path.join(tmp, f"rank{rank}.json"), "w", encoding="utf-8") as f:
         json.dump(scores, f)
+    broken.save(tmp)
     if launcher:
         import torch.distributed as dist
         dist.barrier()
@@ -255,7 +259,9 @@ def mine(ctx, launcher) -> None:
         for r in range(world):
             with open(os.path.join(tmp, f"rank{r}.json"), encoding="utf-8") as f:
                 merged.update({int(k): v for k, v in json.load(f).items()})
-        write_mining_result(ctx.env, [(c.raw_image, merged[i]) for i, c in enumerate(cands)])
+        broken.merge(tmp, world, len(cands)).report(ctx)
+        # an unreadable candidate has no score: it ranks after every scored one
+        write_mining_result(ctx.env, [(c.raw_image, merged.get(i, UNREADABLE_SCORE)) for i, c in enumerate(cands)])
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("mining %s: wrote %s (%d candidates)", algorithm, ctx.env.output.mining_result_file, len(cands))

@@ -12,6 +12,8 @@ from mmdet.registry import METRICS
 
 from .metrics import coco_metrics, tp_fp_fn
 
+from ..common import loading  # noqa: F401  (YmirLoadImage, the pipelines' loading step)
+
 
 @METRICS.register_module()
 class YmirDetMetric(BaseMetric):

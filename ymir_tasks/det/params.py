@@ -5,7 +5,8 @@ from executor.hyperparams import Param, Schema, common_params
 _CONF = Param("conf_threshold", "float", 0.2, "boxes below this score are dropped", min=0.0, max=1.0)
 _MAXDET = Param("max_detections", "int", 1000,
                 "most boxes kept per image; large so dense scenes keep all their objects", min=1)
-_SIZE = Param("img_size", "str", "", "network input size (square side; empty: the preset's)")
+_SIZE = Param("img_size", "str", "", "network input size (square side, rounded up to a multiple of 32; empty: the "
+                                    "preset's)")
 
 TRAINING = Schema("det", "training", common_params("training", samples_per_gpu=16, workers_per_gpu=4,
                                                    export_format="ark:raw") + [

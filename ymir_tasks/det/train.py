@@ -12,7 +12,7 @@ from .data import prepare
 
 log = logging.getLogger(__name__)
 
-CONFIG = "det_config.py"
+CONFIG = "det_config.yaml"
 
 
 @runtime.distributed_entry
@@ -24,7 +24,7 @@ def train(ctx, launcher) -> None:
 
     work_dir, cache = run_dirs(ctx, "det")
     if runtime.is_main_process():
-        data = prepare(ctx.env, ctx.class_names, cache)
+        data = prepare(ctx.env, ctx.class_names, cache, ctx.cfg["workers_per_gpu"])
     barrier(launcher)
     if not runtime.is_main_process():
         data = {"train_json": os.path.join(cache, "train.json"), "val_json": os.path.join(cache, "val.json")}

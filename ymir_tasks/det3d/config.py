@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from executor.errors import config_error
 
 from ..common.mmconfig import apply_runtime
-from ..common.options import apply_overrides, find_preset, parse_args_options
+from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options
 
 PRESETS = ("pointpillars", "tiny")
 # Fallback anchor (dx, dy, dz) for a class without training boxes: a KITTI car.
@@ -50,7 +50,7 @@ def grid(pcr: Sequence[float], voxel: Sequence[float], file: str = "config.yaml"
 
 
 def train_pipeline(pcr: Sequence[float]) -> List[Dict[str, Any]]:
-    return [dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4, use_dim=4),
+    return [dict(type="YmirLoadPoints", coord_type="LIDAR", load_dim=4, use_dim=4),
             dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
             dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5),
             dict(type="GlobalRotScaleTrans", rot_range=[-0.78539816, 0.78539816], scale_ratio_range=[0.95, 1.05]),
@@ -61,7 +61,7 @@ def train_pipeline(pcr: Sequence[float]) -> List[Dict[str, Any]]:
 
 
 def test_pipeline(pcr: Sequence[float]) -> List[Dict[str, Any]]:
-    return [dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4, use_dim=4),
+    return [dict(type="YmirLoadPoints", coord_type="LIDAR", load_dim=4, use_dim=4),
             dict(type="PointsRangeFilter", point_cloud_range=list(pcr)),
             dict(type="Pack3DDetInputs", keys=["points"])]
 
@@ -109,13 +109,11 @@ def inference_dataset(class_names: Sequence[str], pcr: Sequence[float]) -> Dict[
 
 
 def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bool, use_cuda: bool):
-    from mmengine.config import Config
-
     from .metrics import class_thresholds
 
     p = ctx.cfg.params
     file = ctx.cfg.source_file
-    cfg = Config.fromfile(str(preset_file(p["config_file"], file)))
+    cfg = load_preset(ctx, "det3d", PRESETS, "mmdet3d")
     meta = dict(cfg.get("ymir_preset", {}))
     pcr = _floats(p["point_cloud_range"], (6,), "point_cloud_range", file) or list(meta["point_cloud_range"])
     voxel = _floats(p["voxel_size"], (1, 2, 3), "voxel_size", file) or list(meta["voxel_size"])

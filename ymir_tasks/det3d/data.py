@@ -11,7 +11,7 @@ import numpy as np
 from executor.env import Env
 from executor.errors import dataset_error
 from executor.index import read_index
-from executor.pointcloud import POINT_DIM, Boxes3D, check_scan_size, read_boxes3d
+from executor.pointcloud import POINT_DIM, Boxes3D, load_points, read_boxes3d
 
 
 def build_infos(index_file: str, class_names: Sequence[str], env: Env, out_pkl: str) -> Dict[str, Any]:
@@ -22,7 +22,8 @@ def build_infos(index_file: str, class_names: Sequence[str], env: Env, out_pkl: 
     data_list: List[Dict[str, Any]] = []
     per_class: List[List[np.ndarray]] = [[] for _ in class_names]
     for i, e in enumerate(entries):
-        check_scan_size(e.image)  # the loader reads it later; fail before training starts
+        # the whole scan read once, as inference reads it: an empty, cut or NaN scan fails here (300003)
+        load_points(e.image)
         boxes = read_boxes3d(e.annotation, class_names)
         for b, l in zip(boxes.boxes, boxes.labels):
             per_class[int(l)].append(b)

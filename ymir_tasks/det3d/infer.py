@@ -7,15 +7,14 @@ import logging
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-import yaml
 
-from executor.errors import YmirError, model_error
 from executor.index import iter_candidates
 from executor.pointcloud import Boxes3D, load_points
 from executor.results import Detection3DInferWriter
 
 from ..common import runtime
-from ..common.models import find_stage
+from ..common.candidates import BrokenCandidates, candidate_batches
+from ..common.models import find_stage, load_weights, stage_config
 from .geometry import Aug, augment_points, invert_boxes
 from .train import CONFIG
 
@@ -23,17 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def load_model(ctx, max_detections: int, score_thr: Optional[float] = None):
-    """The stage's model on this process's device, and its ymir-model.yaml."""
-    from mmengine.config import Config
+    """The stage's model on this process's device, its ymir-model.yaml and the stage."""
     from mmdet3d.apis import init_model
 
     from . import mm  # noqa: F401  (registers the dataset)
     from .config import inference_dataset
 
-    paths = find_stage(ctx, "3D detection", CONFIG)
-    with open(paths["meta"], encoding="utf-8") as f:
-        meta = yaml.safe_load(f)
-    cfg = Config.fromfile(paths["config"])
+    stage = find_stage(ctx, CONFIG, required=("point_cloud_range",))
+    meta = stage.meta
+    cfg = stage_config(ctx, stage, "mmdet3d")
     cfg.test_dataloader = dict(dataset=inference_dataset(meta["class_names"], meta["point_cloud_range"]))
     cfg.model.test_cfg.max_num = max_detections
     cfg.model.test_cfg.nms_pre = max(int(cfg.model.test_cfg.get("nms_pre", 100)), 2 * max_detections)
@@ -43,13 +40,9 @@ def load_model(ctx, max_detections: int, score_thr: Optional[float] = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Don't suggest using CPU device": CPU is a supported path here
         model = init_model(cfg, checkpoint=None, device=runtime.device())
-    state = runtime.load_state_dict_file(paths["weights"])
-    missing, _ = model.load_state_dict(state, strict=False)
-    if missing:
-        raise model_error(f"weights do not fit the stage's config ({len(missing)} tensors missing, e.g. "
-                          f"{missing[0]})", file=paths["weights"])
-    log.info("3D model %s (%s, classes %s)", paths["dir"], meta.get("preset"), meta["class_names"])
-    return model.eval(), meta, paths
+    load_weights(model, stage.weights)
+    log.info("3D model %s (%s, classes %s)", stage.dir, meta.get("preset"), meta["class_names"])
+    return model.eval(), meta, stage
 
 
 def predict(model, clouds: Sequence[np.ndarray]) -> List[Boxes3D]:
@@ -94,50 +87,37 @@ class ModelPredictor:
         return out
 
 
-class _Scans:
-    def __init__(self, items: Sequence[Tuple[int, str, Optional[str]]]) -> None:
-        self.items = list(items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        idx, path, ann = self.items[i]
-        try:
-            return idx, path, ann, load_points(path)
-        except YmirError as e:  # re-raised by the main process: a worker's exception loses its code
-            return idx, path, ann, e
+def _load_scan(item: Tuple[int, str, Optional[str]]):
+    idx, path, ann = item
+    return idx, path, ann, load_points(path)
 
 
-def scan_batches(items: Sequence[Tuple[int, str, Optional[str]]], batch_size: int, workers: int) -> Iterator[List]:
-    from torch.utils.data import DataLoader
-
-    runtime.fork_safe_loader_setup()
-    for batch in DataLoader(_Scans(items), batch_size=batch_size, num_workers=workers, collate_fn=lambda b: b):
-        for *_, pts in batch:
-            if isinstance(pts, YmirError):
-                raise pts
-        yield batch
+def scan_batches(items: Sequence[Tuple[int, str, Optional[str]]], batch_size: int, workers: int,
+                 broken: BrokenCandidates) -> Iterator[List]:
+    """(idx, path, labels, points) batches; unreadable scans go to ``broken``."""
+    yield from candidate_batches(items, _load_scan, batch_size, workers, broken)
 
 
 def infer(ctx) -> None:
     if ctx.cfg.gpu_count > 1:
         log.warning("3D inference runs in one process (gpu_count %d asked)", ctx.cfg.gpu_count)
     conf = ctx.cfg["conf_threshold"]
-    model, meta, paths = load_model(ctx, ctx.cfg["max_detections"], conf)
+    model, meta, _ = load_model(ctx, ctx.cfg["max_detections"], conf)
     cands = [(i, c.image, None) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
                                                                         path_map=ctx.env.path_map))]
     writer = Detection3DInferWriter(ctx.env, meta["class_names"])
+    broken = BrokenCandidates(ctx.cfg["max_broken_ratio"], len(cands), "inference")
     n_boxes = done = 0
     try:
-        for batch in scan_batches(cands, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"]):
+        for batch in scan_batches(cands, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], broken):
             for (_, path, _, _), b in zip(batch, predict(model, [pts for *_, pts in batch])):
                 keep = b.scores >= conf
                 writer.add(path, [(int(l), float(s), box) for box, l, s in
                                   zip(b.boxes[keep], b.labels[keep], b.scores[keep])])
                 n_boxes += int(keep.sum())
                 done += 1
-                ctx.progress(0.95 * done / max(len(cands), 1))
+                ctx.progress(0.95 * (done + len(broken)) / max(len(cands), 1))
+        broken.report(ctx)
         writer.close(path for _, path, _ in cands)
     except BaseException:
         writer.abort()

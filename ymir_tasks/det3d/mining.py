@@ -28,7 +28,7 @@ from executor.errors import config_error
 from executor.fileio import atomic_write_json, atomic_write_text
 from executor.index import iter_candidates_with_labels, read_index
 from executor.pointcloud import Boxes3D, format_boxes3d, load_points, read_boxes3d
-from executor.results import write_mining_result
+from executor.results import UNREADABLE_SCORE, write_mining_result
 
 from .bank import (BankEvaluator, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds, add_samples,
                    calibrate, frame_features, select, spearman)
@@ -129,6 +129,7 @@ def _eval_labels(ctx) -> Optional[Dict[str, str]]:
 
 
 def mine(ctx) -> None:
+    from ..common.candidates import BrokenCandidates
     from .infer import ModelPredictor, load_model, scan_batches
 
     p = ctx.cfg.params
@@ -136,7 +137,7 @@ def mine(ctx) -> None:
         log.warning("3D mining runs in one process (gpu_count %d asked)", ctx.cfg.gpu_count)
     names = list(ctx.class_names)
     params = MiningParams.from_config(p)
-    model, meta, paths = load_model(ctx, p["max_detections"], params.score_low)
+    model, meta, stage = load_model(ctx, p["max_detections"], params.score_low)
     if list(meta["class_names"]) != names:
         log.warning("the model's classes %s differ from config class_names %s; mining uses the model's",
                     meta["class_names"], names)
@@ -144,21 +145,22 @@ def mine(ctx) -> None:
     entries = list(iter_candidates_with_labels(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
     frames = [Frame(e.raw_image, e.image, read_boxes3d(e.annotation, names)) for e in entries]
     log.info("3D mining: %d frames (%d annotated boxes), %d augmented view(s), score %s, model %s", len(frames),
-             sum(len(f.known) for f in frames), p["aug_views"], p["mining_score"], paths["dir"])
+             sum(len(f.known) for f in frames), p["aug_views"], p["mining_score"], stage.dir)
     tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
     os.makedirs(tmp, exist_ok=True)
     sink, read, close = _feature_stream(os.path.join(tmp, "features.pkl"))
     predictor = ModelPredictor(model, p["samples_per_gpu"])
     by_index = {i: f for i, f in enumerate(frames)}
+    broken = BrokenCandidates(p["max_broken_ratio"], len(frames), "mining")
 
     def batches():
         for batch in scan_batches([(i, f.scan, None) for i, f in by_index.items()], p["samples_per_gpu"],
-                                  p["workers_per_gpu"]):
+                                  p["workers_per_gpu"], broken):
             yield [(by_index[i], pts) for i, _, _, pts in batch]
 
     try:
         samples = collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink,
-                                   lambda n: ctx.progress(0.85 * n / max(len(frames), 1)))
+                                   lambda n: ctx.progress(0.85 * (n + len(broken)) / max(len(frames), 1)))
     finally:
         close()
     th = calibrate(samples, len(names), params)
@@ -168,7 +170,10 @@ def mine(ctx) -> None:
     results = finish(ctx, read(), th, params, names, by_frame_scan={f.key: f.scan for f in frames})
     shutil.rmtree(tmp, ignore_errors=True)
     key = p["mining_score"]
-    n = write_mining_result(ctx.env, [(r.key, getattr(r, key)) for r in results])
+    broken.report(ctx)
+    scored = {r.key: getattr(r, key) for r in results}
+    # an unreadable scan was not scored: it ranks after every scored frame
+    n = write_mining_result(ctx.env, [(f.key, scored.get(f.key, UNREADABLE_SCORE)) for f in frames])
     log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file, n,
              sum(len(r.pseudo) for r in results), key)
 

@@ -17,10 +17,11 @@ import torch  # noqa: E402
 from mmcv.transforms import BaseTransform  # noqa: E402
 from mmengine.evaluator import BaseMetric  # noqa: E402
 from mmdet3d.datasets import Det3DDataset  # noqa: E402
+from mmdet3d.datasets.transforms import LoadPointsFromFile  # noqa: E402
 from mmdet3d.registry import DATASETS, METRICS, TRANSFORMS  # noqa: E402
 from mmdet3d.structures import LiDARInstance3DBoxes  # noqa: E402
 
-from executor.pointcloud import Boxes3D  # noqa: E402
+from executor.pointcloud import POINT_DIM, Boxes3D, load_points  # noqa: E402
 
 from .data import load_gt  # noqa: E402
 from .geometry import points_in_boxes  # noqa: E402
@@ -48,6 +49,21 @@ class YmirLidarDataset(Det3DDataset):
         ann["gt_bboxes_3d"] = LiDARInstance3DBoxes(np.asarray(ann["gt_bboxes_3d"], dtype=np.float32).reshape(-1, 7),
                                                    box_dim=7, origin=(0.5, 0.5, 0))
         return ann
+
+
+@TRANSFORMS.register_module()
+class YmirLoadPoints(LoadPointsFromFile):
+    """mmdet3d's point loading with the contract's scan reader: a cut, empty or NaN scan is a
+    YMIR error (300003) naming the file, in a loader worker as in inference."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("coord_type", "LIDAR")
+        kwargs.setdefault("load_dim", POINT_DIM)
+        kwargs.setdefault("use_dim", POINT_DIM)
+        super().__init__(**kwargs)
+
+    def _load_points(self, pts_filename: str) -> np.ndarray:
+        return load_points(pts_filename).reshape(-1)
 
 
 @TRANSFORMS.register_module()

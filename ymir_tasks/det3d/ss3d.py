@@ -67,6 +67,7 @@ def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -
     from mmengine.runner import Runner
 
     from .config import inference_dataset
+    from ..common.candidates import BrokenCandidates
     from .infer import ModelPredictor, scan_batches
     from .mining import BankWriter, Frame, collect_features
 
@@ -88,7 +89,10 @@ def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -
                   for idx, i in infos.items()}
 
         def batches():
-            for batch in scan_batches([(idx, f.scan, None) for idx, f in frames.items()], p["samples_per_gpu"], 0):
+            # the training scans were checked before training: none may be unreadable here
+            every = BrokenCandidates(0.0, len(frames), "SS3D round")
+            for batch in scan_batches([(idx, f.scan, None) for idx, f in frames.items()], p["samples_per_gpu"], 0,
+                                      every):
                 yield [(frames[idx], pts) for idx, _, _, pts in batch]
 
         feats: List[FrameFeatures] = []

@@ -14,7 +14,7 @@ from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_w
 
 log = logging.getLogger(__name__)
 
-CONFIG = "det3d_config.py"
+CONFIG = "det3d_config.yaml"
 
 
 @runtime.distributed_entry

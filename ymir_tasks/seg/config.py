@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Tuple
 
 
 from ..common.mmconfig import apply_runtime
-from ..common.options import apply_overrides, find_preset, parse_args_options, parse_img_size
+from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options, parse_img_size
 
 PRESETS = ("fastscnn", "deeplabv3plus", "tiny")
 
@@ -46,7 +46,7 @@ def _hsv(h: float, s: float, v: float) -> Tuple[float, float, float]:
 
 def train_pipeline(img_size: Tuple[int, int], augment: str) -> List[Dict[str, Any]]:
     w, h = img_size
-    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
+    steps: List[Dict[str, Any]] = [dict(type="YmirLoadImage"), dict(type="LoadAnnotations")]
     if augment == "light":
         steps += [dict(type="Resize", scale=(w, h), keep_ratio=True), dict(type="RandomFlip", prob=0.5)]
     else:
@@ -58,7 +58,7 @@ def train_pipeline(img_size: Tuple[int, int], augment: str) -> List[Dict[str, An
 
 def test_pipeline(img_size: Tuple[int, int], with_annotations: bool) -> List[Dict[str, Any]]:
     # Resize before loading the ground truth: the metric compares at the original size.
-    steps: List[Dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=img_size,
+    steps: List[Dict[str, Any]] = [dict(type="YmirLoadImage"), dict(type="Resize", scale=img_size,
                                                                          keep_ratio=True)]
     if with_annotations:
         steps.append(dict(type="LoadAnnotations"))
@@ -67,12 +67,9 @@ def test_pipeline(img_size: Tuple[int, int], with_annotations: bool) -> List[Dic
 
 def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bool, use_cuda: bool):
     """The full mmengine Config of a training run."""
-    from mmengine.config import Config
-
     p = ctx.cfg.params
     file = ctx.cfg.source_file
-    preset = preset_file(p["config_file"], file)
-    cfg = Config.fromfile(str(preset))
+    cfg = load_preset(ctx, "seg", PRESETS, "mmseg")
     meta = dict(cfg.get("ymir_preset", {}))
     img_size = parse_img_size(p["img_size"], tuple(meta.get("img_size", (512, 512))), file)
     lr = p["learning_rate"] or float(meta.get("lr", 0.01))
@@ -105,9 +102,10 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
     cfg.optim_wrapper = dict(type="AmpOptimWrapper" if amp else "OptimWrapper", optimizer=optimizer,
                              clip_grad=None)
     warmup = min(100, max(1, max_iters // 10))
-    cfg.param_scheduler = [
-        dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=warmup),
-        dict(type="PolyLR", eta_min=lr * 1e-3, power=0.9, by_epoch=False, begin=warmup, end=max_iters)]
+    cfg.param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=warmup)]
+    if max_iters > warmup:  # the poly decay after the warm-up; a run shorter than it has only the warm-up
+        cfg.param_scheduler.append(
+            dict(type="PolyLR", eta_min=lr * 1e-3, power=0.9, by_epoch=False, begin=warmup, end=max_iters))
     keep = p["max_keep_ckpts"]
     apply_runtime(cfg, ctx, args, work_dir=work_dir, distributed=distributed, use_cuda=use_cuda, scope="mmseg",
                   visualizer="SegLocalVisualizer", metric="mIoU", patience=p["early_stop_patience"],

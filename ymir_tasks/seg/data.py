@@ -21,7 +21,7 @@ import numpy as np
 from executor.annotations import CocoSegReader, SegMaskReader, detect_annotation_format
 from executor.env import PathMap
 from executor.errors import dataset_error
-from executor.images import image_size
+from executor.images import check_images, image_size
 from executor.index import read_index
 from executor.records import IndexEntry
 
@@ -124,7 +124,8 @@ def write_label_cache(entries: Sequence[IndexEntry], masks: Callable[[IndexEntry
     return len(items)
 
 
-def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root: str) -> Dict[str, object]:
+def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root: str,
+            workers: int = 0) -> Dict[str, object]:
     """Read train/val index files, decide the label space, write the label cache."""
     pm: PathMap = env.path_map
     train = read_index(env.input.training_index_file, path_map=pm)
@@ -133,6 +134,8 @@ def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root
         raise dataset_error("the training index lists no image", file=env.input.training_index_file)
     if not val:
         raise dataset_error("the validation index lists no image", file=env.input.val_index_file or "env.yaml")
+    # every image decoded once before training, with the readers inference uses (300003 naming it)
+    check_images([e.image for e in train + val], workers)
     masks = mask_source(train, class_names, env.input.annotations_dir)
     blank = has_blank_area(train, masks)
     labels = LabelSpace(list(class_names), with_background=blank and not ignore_blank_area)

@@ -12,6 +12,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import DATASETS, METRICS
 
+from ..common import loading  # noqa: F401  (YmirLoadImage, the pipelines' loading step)
+
 
 @DATASETS.register_module()
 class YmirSegDataset(BaseSegDataset):
@@ -44,7 +46,6 @@ class YmirIoUMetric(IoUMetric):
         results = tuple(zip(*results))
         total_area_intersect = sum(results[0])
         total_area_union = sum(results[1])
-        total_area_pred_label = sum(results[2])
         total_area_label = sum(results[3])
         inter = np.asarray(total_area_intersect, dtype=np.float64)
         union = np.asarray(total_area_union, dtype=np.float64)

@@ -1,7 +1,11 @@
 """Hyper-parameters of the segmentation image (the seed's training / infer / mining tables)."""
 from executor.hyperparams import Param, Schema, common_params
 
-TRAINING = Schema("seg", "training", common_params("training", export_format="seg-coco:raw") + [
+# BatchNorm after global pooling (Fast-SCNN's pyramid pooling, DeepLabV3+'s image pool) sees one
+# value per channel in a batch of one image and cannot train: two images per GPU at least.
+TRAINING = Schema("seg", "training", common_params(
+    "training", export_format="seg-coco:raw", min_samples=2,
+    samples_help="batch size per GPU (at least 2: BatchNorm after global pooling needs two images)") + [
     Param("config_file", "str", "fastscnn",
           "model preset (fastscnn, deeplabv3plus, tiny) or the path of an mmseg config file"),
     Param("img_size", "str", "", "training image size 'W,H' or one number (empty: the preset's)"),

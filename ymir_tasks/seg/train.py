@@ -21,7 +21,7 @@ from .data import LabelSpace, prepare
 
 log = logging.getLogger(__name__)
 
-CONFIG = "seg_config.py"
+CONFIG = "seg_config.yaml"
 
 
 @runtime.distributed_entry
@@ -33,7 +33,7 @@ def train(ctx, launcher) -> None:
 
     work_dir, cache = run_dirs(ctx, "seg")
     if runtime.is_main_process():
-        data = prepare(ctx.env, ctx.class_names, ctx.cfg["ignore_blank_area"], cache)
+        data = prepare(ctx.env, ctx.class_names, ctx.cfg["ignore_blank_area"], cache, ctx.cfg["workers_per_gpu"])
         with open(os.path.join(cache, "labels.json"), "w", encoding="utf-8") as f:
             json.dump({"with_background": data["labels"].with_background}, f)
     barrier(launcher)  # rank 0 wrote the label cache

@@ -24,9 +24,10 @@ import numpy as np
 
 from executor.images import load_image
 from executor.index import iter_candidates
-from executor.results import write_mining_result
+from executor.results import UNREADABLE_SCORE, write_mining_result
 
 from ...common import runtime
+from ...common.candidates import BrokenCandidates, candidate_batches
 from ..infer import find_model, load_model
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
                       ripu_pick, ripu_score_map, select_regions)
@@ -35,21 +36,17 @@ from .superpixels import superpixels
 log = logging.getLogger(__name__)
 
 
-class _Candidates:
-    """Decodes an image and computes its superpixels in a DataLoader worker."""
+class _LoadWithSuperpixels:
+    """Decodes an image and computes its superpixels, in a DataLoader worker."""
 
-    def __init__(self, items: Sequence[Tuple[int, str]], method: Optional[str], k: int) -> None:
-        self.items = list(items)
+    def __init__(self, method: Optional[str], k: int) -> None:
         self.method = method
         self.k = k
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
+    def __call__(self, item: Tuple[int, str]):
         # No cv2.setNumThreads here: changing OpenCV's pool in a forked child can deadlock; the
         # parent sets 0 (no pool) before forking, the workers are the parallelism.
-        idx, path = self.items[i]
+        idx, path = item
         rgb = load_image(path)
         sp = superpixels(rgb, self.method, self.k) if self.method else None
         return idx, path, np.ascontiguousarray(rgb[:, :, ::-1]), sp
@@ -95,16 +92,15 @@ def _read_shard(path: str):
 @runtime.distributed_entry
 def mine(ctx, launcher) -> None:
     import torch
-    import yaml
-    from torch.utils.data import DataLoader
+
+    from ...common.options import parse_img_size
 
     p = ctx.cfg.params
     algorithm = p["mining_algorithm"]
     k_regions = p["topk_superpixel_score"]
-    paths = find_model(ctx)
-    with open(paths["meta"], encoding="utf-8") as f:
-        meta = yaml.safe_load(f)
-    model = load_model(paths, runtime.device(), tuple(meta["img_size"]))
+    stage = find_model(ctx)
+    meta = stage.meta
+    model = load_model(ctx, stage, runtime.device(), parse_img_size(meta["img_size"], (512, 512), stage.meta_file))
     dev = next(model.parameters()).device
     num_classes = len(meta["model_classes"])
     out_root = ctx.env.output.root_dir
@@ -118,13 +114,12 @@ def mine(ctx, launcher) -> None:
     cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
                                                                   path_map=ctx.env.path_map))]
     raw = [c.raw_image for c in iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map,
-                                                check_exists=False)]
+                                                check_exists=False, warn_repeats=False)]
     mine_part = cands[rank::world]
-    runtime.fork_safe_loader_setup()
     method = p["superpixel_algorithm"] if algorithm == "RSAL" else None
-    loader = DataLoader(_Candidates(mine_part, method, p["max_superpixel_per_image"]),
-                        batch_size=p["samples_per_gpu"], num_workers=p["workers_per_gpu"],
-                        collate_fn=lambda b: b)
+    broken = BrokenCandidates(p["max_broken_ratio"], len(mine_part), "mining")
+    loader = candidate_batches(mine_part, _LoadWithSuperpixels(method, p["max_superpixel_per_image"]),
+                               p["samples_per_gpu"], p["workers_per_gpu"], broken)
     shard = _Shard(os.path.join(tmp, f"rank{rank}.bin"))
     log.info("mining %s (%s): %d of %d candidates in this process, batch %d, %d workers, device %s", algorithm,
              method or "windows", len(mine_part), len(cands), p["samples_per_gpu"], p["workers_per_gpu"], dev)
@@ -146,11 +141,13 @@ def mine(ctx, launcher) -> None:
                             [list(prob.shape[1:])])
             done += 1
             if rank == 0:
-                ctx.progress(0.9 * done / max(len(mine_part), 1))
+                ctx.progress(0.9 * (done + len(broken)) / max(len(mine_part), 1))
     shard.close()
+    broken.save(tmp)
     if launcher:
         torch.distributed.barrier()
     if rank == 0:
+        broken.merge(tmp, world, len(cands)).report(ctx)
         shards = [os.path.join(tmp, f"rank{r}.bin") for r in range(world)]
         if algorithm == "RSAL":
             scores, selected = _rsal_image_scores(shards, len(cands), num_classes, p, meta)
@@ -200,7 +197,7 @@ def rsal_image_scores(records: Callable[[], Iterable], n: int, num_classes: int,
     os.remove(mm_path)
     log.info("RSAL: %d regions, class weights %s, percentile %d → threshold %.6f", total,
              np.round(weights, 4).tolist(), pct, threshold)
-    image_scores = [-1.0] * n
+    image_scores = [UNREADABLE_SCORE] * n  # a candidate without a record could not be read
     selected: Dict[int, List[int]] = {}
     for idx, scores, classes in records():
         w = np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]
@@ -211,7 +208,7 @@ def rsal_image_scores(records: Callable[[], Iterable], n: int, num_classes: int,
 
 
 def _ripu_image_scores(shards: Sequence[str], n: int):
-    image_scores = [-1.0] * n
+    image_scores = [UNREADABLE_SCORE] * n  # a candidate without a record could not be read
     selected: Dict[int, List] = {}
     for path in shards:
         for idx, score, picks in _read_shard(path):
@@ -228,7 +225,7 @@ def _write_masks(ctx, cands, scores, selected, algorithm: str, p: Dict, tmp: str
         return
     masks_dir = os.path.join(ctx.env.output.root_dir, "masks")
     os.makedirs(masks_dir, exist_ok=True)
-    order = sorted(range(len(cands)), key=lambda i: (-scores[i], i))[:kept]
+    order = [i for i in sorted(range(len(cands)), key=lambda i: (-scores[i], i))[:kept] if i in selected]
     r = p["ripu_region_radius"]
     for i in order:
         if algorithm == "RSAL":

@@ -103,20 +103,37 @@ def select_regions(scores: np.ndarray, k: int, threshold: float) -> np.ndarray:
     return order[take]
 
 
+def box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Per pixel, the sum of ``x`` ([N, H, W]) over the (2r+1)x(2r+1) window around it, clipped to
+    the image: a zero-padded convolution with a ones kernel, from an integral image, so the cost
+    does not grow with the radius (a radius beyond the image is the whole image). Small windows
+    (RIPU's default radius 1) are cheaper as a direct convolution."""
+    n, h, w = x.shape
+    if radius <= 3:
+        s = 2 * radius + 1
+        return F.conv2d(x[None], torch.ones((n, 1, s, s), dtype=x.dtype, device=x.device), padding=radius,
+                        groups=n)[0]
+    ii = torch.zeros((n, h + 1, w + 1), dtype=torch.float64, device=x.device)
+    ii[:, 1:, 1:] = x.double().cumsum(1).cumsum(2)
+    ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    y0, y1 = (ys - radius).clamp(0, h), (ys + radius + 1).clamp(0, h)
+    x0, x1 = (xs - radius).clamp(0, w), (xs + radius + 1).clamp(0, w)
+    out = ii[:, y1][:, :, x1] - ii[:, y0][:, :, x1] - ii[:, y1][:, :, x0] + ii[:, y0][:, :, x0]
+    return out.to(x.dtype)
+
+
 def ripu_score_map(prob: torch.Tensor, radius: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(score A = U·P, uncertainty U, impurity P) maps, HxW, for CxHxW probabilities."""
     prob = prob.float()
     if prob.shape[0] == 1:
         prob = torch.cat([prob, 1.0 - prob], dim=0)
     c, h, w = prob.shape
-    s = 2 * radius + 1
     log_c = math.log(c)
     ent = -(prob * torch.log(prob + 1e-6)).sum(0, keepdim=True) / log_c  # 1xHxW
-    ones = torch.ones((1, 1, s, s), dtype=prob.dtype, device=prob.device)
-    valid = F.conv2d(torch.ones_like(ent)[None], ones, padding=radius)[0]  # in-image pixels per window
-    unc = F.conv2d(ent[None], ones, padding=radius)[0] / valid
+    valid = box_sum(torch.ones_like(ent), radius)  # in-image pixels per window
+    unc = box_sum(ent, radius) / valid
     onehot = F.one_hot(prob.argmax(0), c).permute(2, 0, 1).to(prob.dtype)  # CxHxW
-    cnt = F.conv2d(onehot[None], ones.expand(c, 1, s, s), padding=radius, groups=c)[0]
+    cnt = box_sum(onehot, radius)
     q = cnt / cnt.sum(0, keepdim=True)
     imp = (-(q * torch.log(q + 1e-6)).sum(0) / log_c).clamp_min(0.0)
     return (unc[0] * imp), unc[0], imp
