@@ -1,5 +1,5 @@
 # The two set-up commands of the README; each installs what it needs first.
-.PHONY: setup demo test templates clean
+.PHONY: setup demo test templates image image-test clean
 PY := .venv/bin/python
 
 setup:
@@ -13,6 +13,14 @@ test: setup
 
 templates: setup
 	@$(PY) -m executor templates
+
+# The CPU variant of the image, offline, one tag per kind (needs podman and mmdebstrap: README).
+image: setup
+	@bash tools/build-image.sh
+
+# The built image run the way the platform runs it, for every kind (not part of CI).
+image-test: setup
+	@$(PY) tools/image-test.py
 
 clean:
 	rm -rf workspace/demo .pytest_cache

@@ -305,6 +305,10 @@ def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int =
     if task == "training" and export_format:
         params.append(Param("export_format", "str", export_format,
                             "dataset export format '<annotation>:<asset>' the platform uses"))
+    if task == "training":
+        params.append(Param("pretrained_weights", "str", "auto",
+                            "start weights when the platform gives none: auto = the preset's checkpoint baked into "
+                            "the image, none = random, or the path of a .pth"))
     if task != "training":
         params.append(Param("max_broken_ratio", "float", 0.1,
                             "share of candidates that may be unreadable (skipped: no predictions, lowest mining "

@@ -30,6 +30,15 @@ def test_compose_services_mount_in_read_only_and_out_writable():
     assert "command" not in doc["services"]["run"]  # the platform's way: the image's CMD
 
 
+def test_the_cpu_override_drops_the_gpu_reservation_of_every_service():
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.add_constructor("!reset", lambda loader, node: "RESET")
+    base = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    cpu = yaml.load((REPO / "docker-compose.cpu.yml").read_text(), Loader=Loader)
+    assert {s: v for s, v in cpu["services"].items()} == {s: {"deploy": "RESET"} for s in base["services"]}
+
+
 def _final_stage(text):
     return text[text.rindex("\nFROM "):]
 
@@ -43,7 +52,9 @@ def test_dockerfile_runs_start_sh_and_prints_nothing_before_a_command():
     assert "COPY docker/${KIND}/img-man /img-man" in final
     for var in ("HOME=/tmp", "MPLCONFIGDIR=", "XDG_CACHE_HOME=", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python"):
         assert var in final
-    assert "FORCE_CUDA=1" in text and "MMCV_WITH_OPS=1" in text and "constraints.txt" in text
+    # the CUDA variant: torch's CUDA build, mmcv compiled with its CUDA ops, by the set-up script
+    assert "ARG FORCE_CUDA=1" in text and "download.pytorch.org/whl/cu" in text and "constraints.txt" in text
+    assert "bash tools/setup-env.sh" in text and "MMCV_WITH_OPS=1" in (REPO / "tools" / "setup-env.sh").read_text()
     for kind in all_kinds():
         assert (REPO / "docker" / kind.name / "img-man" / "manifest.yaml").is_file()
 

@@ -2,11 +2,21 @@
 # Creates .venv at the repository root and installs the whole stack into it.
 # Idempotent: a stamp of the pins and of this script makes a second run a no-op
 # (seconds). Every version comes from deps/constraints.txt.
+#
+# The image build runs this same script (one install path for the machine and the image):
+#   VENV=/opt/venv PROJECT_INSTALL=regular  the venv's place, the package installed, not linked
+#   WHEELHOUSE=/wheels                      offline, from a wheelhouse only (tools/wheelhouse.sh)
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 FORCE_CUDA=1   the CUDA variant
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VENV=$ROOT/.venv
+VENV=${VENV:-$ROOT/.venv}
+PROJECT_INSTALL=${PROJECT_INSTALL:-editable}
+FORCE_CUDA=${FORCE_CUDA:-0}
 PY=${PYTHON:-python3}
+if [[ -n ${WHEELHOUSE:-} ]]; then
+  export PIP_NO_INDEX=1 PIP_FIND_LINKS=$WHEELHOUSE
+fi
 C=(-c "$ROOT/deps/constraints.txt")
 STAMP=$VENV/.stack-stamp
 want=$(cat deps/constraints.txt tools/setup-env.sh pyproject.toml | sha256sum | cut -d' ' -f1)
@@ -29,13 +39,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 pipi() { "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "^WARNING: Location '" >&2); }
 PIP=(pipi)
 
-say "1/5 torch (CPU), numpy and build tools"
+if [[ -n ${TORCH_INDEX_URL:-} ]]; then
+  say "1/5 torch from $TORCH_INDEX_URL, numpy and build tools"
+  "${PIP[@]}" "${C[@]}" --index-url "$TORCH_INDEX_URL" torch
+else
+  say "1/5 torch (CPU), numpy and build tools"
+fi
 "${PIP[@]}" "${C[@]}" torch numpy setuptools wheel ninja psutil
 
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   say "2/5 mmcv with its C++ ops: the FIRST build on a machine takes ~20-35 minutes on 2 cores;"
   say "    pip caches the built wheel, so later installs take seconds"
-  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \
+  MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA MAX_JOBS=${MAX_JOBS:-2} \
     "${PIP[@]}" "${C[@]}" --no-build-isolation mmcv
 else
   say "2/5 mmcv with ops already installed"
@@ -55,8 +70,13 @@ say "4/5 opencv: contrib build last so that cv2.ximgproc exists"
 "$VENV/bin/python" -m pip uninstall -y -q opencv-python opencv-python-headless opencv-contrib-python-headless 2>/dev/null || true
 "${PIP[@]}" "${C[@]}" --no-deps --force-reinstall opencv-contrib-python-headless
 
-say "5/5 this package (editable)"
-"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+if [[ $PROJECT_INSTALL == editable ]]; then
+  say "5/5 this package (editable)"
+  "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+else
+  say "5/5 this package"
+  "${PIP[@]}" --no-deps --no-build-isolation "$ROOT"
+fi
 
 say "checking imports"
 "$VENV/bin/python" - <<'PY'

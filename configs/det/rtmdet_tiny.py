@@ -1,6 +1,9 @@
 # RTMDet-tiny (the default preset): real-time detector, 640 input.
 # The executor fills in num_classes, data, schedule and hooks (ymir_tasks/det/config.py).
-ymir_preset = {'img_size': 640, 'lr': 0.004, 'description': 'RTMDet-tiny, real-time detection'}
+ymir_preset = {'img_size': 640, 'lr': 0.004, 'description': 'RTMDet-tiny, real-time detection',
+               # COCO-trained weights (mmdet's rtmdet metafile); the image bakes them into /app/weights
+               'checkpoint': 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_tiny_8xb32-300e_coco/'
+                             'rtmdet_tiny_8xb32-300e_coco_20220902_112414-78e30dcc.pth'}
 model = {'type': 'RTMDet',
  'data_preprocessor': {'type': 'DetDataPreprocessor',
                        'mean': [103.53, 116.28, 123.675],

@@ -1,7 +1,11 @@
 # PointPillars (Lang et al. 2019) as mmdet3d's KITTI 3-class config: 0.16 m pillars over
 # 69.12 x 79.36 m. Range, pillar size, class count and anchors (per-class mean size and bottom
 # height from the training labels) are set by ymir_tasks/det3d/config.py.
-ymir_preset = dict(point_cloud_range=[0, -39.68, -3, 69.12, 39.68, 1], voxel_size=[0.16, 0.16], lr=0.001)
+ymir_preset = dict(point_cloud_range=[0, -39.68, -3, 69.12, 39.68, 1], voxel_size=[0.16, 0.16], lr=0.001,
+                   # KITTI 3-class weights (mmdet3d's pointpillars metafile); baked into /app/weights
+                   checkpoint='https://download.openmmlab.com/mmdetection3d/v1.0.0_models/pointpillars/'
+                              'hv_pointpillars_secfpn_6x8_160e_kitti-3d-3class/'
+                              'hv_pointpillars_secfpn_6x8_160e_kitti-3d-3class_20220301_150306-37dc2420.pth')
 model = dict(
     type='VoxelNet',
     data_preprocessor=dict(type='Det3DDataPreprocessor', voxel=True,

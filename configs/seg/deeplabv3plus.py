@@ -1,5 +1,9 @@
 # DeepLabV3+ with a ResNet-50-D8 backbone: more accurate, slower; pretrained weights recommended.
-ymir_preset = dict(img_size=(1024, 512), lr=0.01, description='DeepLabV3+ R50-D8, accurate')
+ymir_preset = dict(img_size=(1024, 512), lr=0.01, description='DeepLabV3+ R50-D8, accurate',
+                   # Cityscapes-trained weights (mmseg's deeplabv3plus metafile); baked into /app/weights
+                   checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3plus/'
+                              'deeplabv3plus_r50-d8_512x1024_80k_cityscapes/'
+                              'deeplabv3plus_r50-d8_512x1024_80k_cityscapes_20200606_114049-f9fb496d.pth')
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     type='EncoderDecoder',

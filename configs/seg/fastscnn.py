@@ -1,5 +1,9 @@
 # Fast-SCNN (the default preset): fast on GPU and CPU, good for real-time segmentation.
-ymir_preset = dict(img_size=(1024, 512), lr=0.12, description='Fast-SCNN, real-time segmentation')
+ymir_preset = dict(img_size=(1024, 512), lr=0.12, description='Fast-SCNN, real-time segmentation',
+                   # Cityscapes-trained weights (mmseg's fastscnn metafile); baked into /app/weights
+                   checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/fast_scnn/'
+                              'fast_scnn_lr0.12_8x4_160k_cityscapes/'
+                              'fast_scnn_lr0.12_8x4_160k_cityscapes_20210630_164853-0cec9937.pth')
 norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)
 model = dict(
     type='EncoderDecoder',

@@ -7,11 +7,11 @@ import glob
 import importlib
 import logging
 import os
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from executor.errors import model_error
+from executor.errors import config_error, model_error
 
-from . import runtime
+from . import preset_weights, runtime
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +32,62 @@ def barrier(launcher: Optional[str]) -> None:
         dist.barrier()
 
 
-def pretrained_weights(ctx, model_cfg, work_dir: str, explicit: Optional[str], scope: str) -> Optional[str]:
-    """A filtered state dict of the pretrained weights that fit the model, or None.
+def start_weights(ctx, preset: Dict[str, Any], explicit: Optional[str]) -> Tuple[Optional[str], str]:
+    """(weights file, where it comes from) training starts from: ``--load-from``, the platform's
+    ``pretrained_model_params``, then ``pretrained_weights`` (``auto``: the preset's checkpoint
+    baked into the image; ``none``; or a path); (None, reason) means random weights."""
+    if explicit:
+        return explicit, "--load-from"
+    listed = [ctx.env.map(p) for p in ctx.cfg.pretrained_model_params]
+    weights = [p for p in listed if p.endswith((".pth", ".pt")) and os.path.isfile(p)]
+    if weights:
+        return weights[0], "pretrained_model_params"
+    if listed:
+        log.warning("pretrained_model_params lists no .pth/.pt file that exists")
+    choice = str(ctx.cfg.get("pretrained_weights", "none") or "none")
+    if choice == "none":
+        return None, "pretrained_weights is none"
+    if choice != "auto":
+        path = ctx.env.map(choice)
+        if not os.path.isfile(path):
+            raise config_error(f"no such weights file {choice!r} (auto, none or the path of a .pth)",
+                               file=ctx.cfg.source_file, field="pretrained_weights")
+        return path, "pretrained_weights"
+    url = preset.get("checkpoint")
+    if not url:
+        return None, f"the preset '{ctx.cfg['config_file']}' names no pretrained checkpoint"
+    path = preset_weights.installed(url)
+    if path is None:
+        log.warning("the preset's checkpoint %s is not in %s (an image built without its weights?): training "
+                    "from random weights, which needs far more data; give pretrained_model_params or build the "
+                    "image with its weights", preset_weights.checkpoint_name(url), preset_weights.WEIGHTS_DIR)
+        return None, "the preset's checkpoint is not installed"
+    return path, "the preset's checkpoint"
 
-    Weights come from ``--load-from`` or the platform's ``pretrained_model_params``;
-    tensors whose shape differs (e.g. a head for other classes) are left out.
-    """
-    candidates = [explicit] if explicit else [ctx.env.map(p) for p in ctx.cfg.pretrained_model_params]
-    weights = [p for p in candidates if p and p.endswith((".pth", ".pt")) and os.path.isfile(p)]
-    if not weights:
-        if ctx.cfg.pretrained_model_params:
-            log.warning("pretrained_model_params lists no .pth/.pt file that exists: training from scratch")
+
+def pretrained_weights(ctx, cfg, work_dir: str, explicit: Optional[str], scope: str) -> Optional[str]:
+    """A filtered state dict of the start weights that fit the model (see :func:`start_weights`),
+    or None; tensors whose shape differs (e.g. a head for other classes) are left out and counted."""
+    src, origin = start_weights(ctx, dict(cfg.get("ymir_preset", {})), explicit)
+    if src is None:
+        log.info("training from random weights: %s", origin)
         return None
     import torch
     from mmengine.registry import MODELS, init_default_scope
 
     importlib.import_module(scope + ".utils").register_all_modules(init_default_scope=False)
     init_default_scope(scope)
-    src = weights[0]
     state = runtime.load_state_dict_file(src)
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(cfg.model)
     own = model.state_dict()
     fit = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
     if not fit:
         raise model_error(f"none of its {len(state)} tensors fits the model '{ctx.cfg['config_file']}' "
                           "(another architecture?); choose a matching pretrained model or none",
-                          file=src, field="pretrained_model_params")
-    log.info("pretrained weights %s: %d of %d model tensors loaded (%d skipped: other shapes or names)",
-             src, len(fit), len(own), len(state) - len(fit))
+                          file=src, field="pretrained_model_params" if origin == "pretrained_model_params"
+                          else "pretrained_weights")
+    log.info("pretrained weights %s (%s): %d of %d model tensors loaded (%d of the file's %d skipped: other shapes "
+             "or names)", src, origin, len(fit), len(own), len(state) - len(fit), len(state))
     out = os.path.join(work_dir, "pretrained-fit.pth")
     torch.save(fit, out)
     return out
@@ -75,7 +103,7 @@ def set_start_weights(ctx, cfg, args, work_dir: str, launcher: Optional[str], sc
         cfg.load_from = ckpt
         log.info("resuming from %s", ckpt)
     elif runtime.is_main_process() or not launcher:
-        cfg.load_from = pretrained_weights(ctx, cfg.model, work_dir, args.load_from, scope)
+        cfg.load_from = pretrained_weights(ctx, cfg, work_dir, args.load_from, scope)
     else:
         cfg.load_from = None
 
