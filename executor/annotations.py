@@ -356,6 +356,11 @@ class _CocoBase:
             iid = self._by_stem.get(os.path.splitext(base)[0])
         return iid
 
+    def classes_of(self, image_path: str) -> List[int]:
+        """The class ids annotated on an image (sorted, each once)."""
+        iid = self._image_id(image_path)
+        return sorted({cls for _, cls, _ in self._anns.get(iid, [])}) if iid is not None else []
+
     def image_size(self, image_path: str) -> Optional[Tuple[int, int]]:
         """(width, height) from ``images[]``, None when the image or its size is absent."""
         iid = self._image_id(image_path)

@@ -112,7 +112,8 @@ def cmd_make_workspace(args: argparse.Namespace) -> int:
 
     summary = make_workspace(args.dir, args.kind, args.task, seed=args.seed, protocol=args.protocol,
                              num_train=args.num_train, num_val=args.num_val,
-                             num_candidates=args.num_candidates, overrides=_parse_set(args.set))
+                             num_candidates=args.num_candidates, overrides=_parse_set(args.set),
+                             profile=args.profile)
     parts = [f"{k}: {v['images']} images" for k, v in summary.items() if isinstance(v, dict)]
     print(f"make-workspace: {args.kind}/{args.task} in {args.dir}/in ({', '.join(parts)})")
     return 0
@@ -154,13 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("make-workspace", help="build a synthetic workspace in the platform's layout")
-    sp.add_argument("--kind", required=True, choices=["det", "seg", "det3d"])
+    sp.add_argument("--kind", required=True)
     sp.add_argument("--task", required=True, choices=["train", "infer", "mine"])
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--protocol", default="1.1.0", choices=["0.0.1", "1.0.0", "1.1.0"])
     sp.add_argument("--num-train", type=int, default=48)
     sp.add_argument("--num-val", type=int, default=16)
     sp.add_argument("--num-candidates", type=int, default=24)
+    sp.add_argument("--profile", default="default",
+                    help="default, or a benchmark pool: benchmark, benchmark-b (rare class, near-duplicates, hard and "
+                         "empty images)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config.yaml value (yaml-typed)")
     sp.add_argument("dir")
@@ -180,6 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dir", default=str(REPO_ROOT / "workspace" / "demo"))
     sp.add_argument("--kind", action="append")
     sp.set_defaults(func=lambda a: __import__("executor.demo", fromlist=["demo"]).demo(a.dir, a.kind))
+
+    sp = sub.add_parser("simulate", help="the active-learning loop on a labelled workspace, labels held back")
+    sp.add_argument("--kind", required=True)
+    sp.add_argument("--workspace", required=True, help="a labelled training workspace (its in/ is the pool)")
+    sp.add_argument("--out", required=True, help="folder for the runs, results.csv, curves.png, summary.md")
+    sp.add_argument("--strategy", action="append",
+                    help="random, a miner (RSAL, aldd, ...) or NAME:key=value,... (repeat; default: the kind's)")
+    sp.add_argument("--seeds", default="0,1,2")
+    sp.add_argument("--initial", type=int, default=12, help="labelled images to start from")
+    sp.add_argument("--budget", type=int, default=12, help="images labelled per round")
+    sp.add_argument("--rounds", type=int, default=3)
+    sp.add_argument("--iters", type=int, default=300, help="training iterations per round (equal compute)")
+    sp.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="training hyper-parameter (yaml-typed)")
+    sp.add_argument("--mine-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="mining hyper-parameter for every strategy")
+    sp.set_defaults(func=lambda a: __import__("executor.simulate", fromlist=["main"]).main(a))
 
     sp = sub.add_parser("kinds", help="list the task kinds of this build")
     sp.set_defaults(func=cmd_kinds)

@@ -309,6 +309,14 @@ def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int =
         params.append(Param("pretrained_weights", "str", "auto",
                             "start weights when the platform gives none: auto = the preset's checkpoint baked into "
                             "the image, none = random, or the path of a .pth"))
+    if task == "mining":
+        params += [
+            Param("diversity", "float", 0.0, "order result.tsv so that every prefix is a diverse batch: weight of the "
+                  "distance to the lines above, over the model's pooled features (0: by score only)", min=0.0),
+            Param("balance_classes", "bool", False, "every prefix of result.tsv takes its lines from the predicted "
+                  "classes in turn, so that no class fills the top"),
+            Param("diverse_top", "int", 1000, "lines ordered for diversity / balance (the rest by score; 0: all)",
+                  min=0)]
     if task != "training":
         params.append(Param("max_broken_ratio", "float", 0.1,
                             "share of candidates that may be unreadable (skipped: no predictions, lowest mining "

@@ -29,6 +29,9 @@ class TaskKind:
     export_format: str = ""
     # config.yaml overrides per task for the demo and CPU tests (a tiny preset, few iterations).
     demo_overrides: Dict[str, Dict[str, object]] = field(default_factory=dict)
+    # module with what `ymir-executor simulate` needs of the kind (metric, classes per image,
+    # equal-compute training knobs, its strategies); None: the kind cannot be simulated
+    simulation: Optional[str] = None
 
     @property
     def implemented(self) -> bool:

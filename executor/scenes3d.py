@@ -10,7 +10,7 @@ split). Deterministic for a seed; numpy only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -91,13 +91,14 @@ def object_points(rng: np.random.RandomState, box: np.ndarray, density: float = 
     return pts + rng.normal(0, 0.02, size=pts.shape)
 
 
-def _place_objects(rng: np.random.RandomState, n: int) -> Tuple[np.ndarray, np.ndarray]:
+def _place_objects(rng: np.random.RandomState, n: int, probs: Sequence[float] = CLASS_PROBS,
+                   x_range: Tuple[float, float] = (4, 38), first: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     boxes, labels = [], []
-    for _ in range(n):
+    for i in range(n):
         for _try in range(60):
-            cls = int(rng.choice(3, p=CLASS_PROBS))
+            cls = first if (i == 0 and first is not None) else int(rng.choice(3, p=probs))
             size = np.array(MEAN_SIZES[cls]) * rng.uniform(0.9, 1.1, size=3)
-            x, y = rng.uniform(4, 38), rng.uniform(-18, 18)
+            x, y = rng.uniform(*x_range), rng.uniform(-18, 18)
             radius = np.hypot(size[0], size[1]) / 2
             ok = all(np.hypot(x - b[0], y - b[1]) > radius + np.hypot(b[3], b[4]) / 2 + 0.3 for b in boxes)
             if ok:
@@ -107,8 +108,19 @@ def _place_objects(rng: np.random.RandomState, n: int) -> Tuple[np.ndarray, np.n
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 7), np.asarray(labels, dtype=np.int64)
 
 
-def make_scene(rng: np.random.RandomState, n_ground: int = 6000) -> Scene:
-    boxes, labels = _place_objects(rng, int(rng.randint(4, 11)))
+def make_scene(rng: np.random.RandomState, n_ground: int = 6000, role: str = "normal",
+               rare: Optional[int] = None) -> Scene:
+    """One frame; ``role`` (benchmark profiles): ``normal``, ``rare`` (one object of class ``rare``,
+    which normal frames never hold), ``hard`` (few objects, far away: few points), ``empty``."""
+    if role == "normal" and rare is None:
+        boxes, labels = _place_objects(rng, int(rng.randint(4, 11)))
+    elif role == "empty":
+        boxes, labels = np.zeros((0, 7)), np.zeros(0, dtype=np.int64)
+    else:
+        probs = [0.0 if c == rare else p for c, p in enumerate(CLASS_PROBS)]
+        probs = [p / sum(probs) for p in probs]
+        n, x_range = (int(rng.randint(1, 4)), (26, 39)) if role == "hard" else (int(rng.randint(3, 8)), (4, 38))
+        boxes, labels = _place_objects(rng, n, probs, x_range, first=rare if role == "rare" else None)
     parts = [object_points(rng, b) for b in boxes]
     # Ground: density falls with range (r drawn towards the sensor), inside the detector's range.
     r = 2.0 + 40.0 * rng.uniform(0, 1, n_ground) ** 1.6
@@ -143,6 +155,27 @@ def make_scene(rng: np.random.RandomState, n_ground: int = 6000) -> Scene:
 def make_scenes(seed: int, n: int) -> List[Scene]:
     rng = np.random.RandomState(seed)
     return [make_scene(rng) for _ in range(n)]
+
+
+def make_benchmark_scenes(seed: int, n: int, profile) -> List[Scene]:
+    """Frames of a benchmark profile (:mod:`executor.benchmark`): a rare class, near-duplicate
+    frames (the same objects, the points jittered and thinned), hard far objects, empty frames."""
+    from .benchmark import benchmark_scene_plan
+
+    rng = np.random.RandomState(seed)
+    roles = benchmark_scene_plan(rng, n, profile)
+    scenes: List[Scene] = []
+    for role in roles:
+        if role.startswith("dup:"):
+            src = scenes[int(role[4:])] if int(role[4:]) < len(scenes) else None
+            if src is not None:
+                pts = src.points[rng.rand(len(src.points)) > 0.1].copy()
+                pts[:, :3] += rng.normal(0, 0.02, size=(len(pts), 3)).astype(np.float32)
+                scenes.append(Scene(pts, src.full, src.sparse))
+                continue
+            role = "normal"
+        scenes.append(make_scene(rng, role=role, rare=profile.det3d_rare))
+    return scenes
 
 
 def class_counts(boxes: Optional[Boxes3D], n_classes: int = 3) -> List[int]:

@@ -177,8 +177,16 @@ def _coco_document(samples: Sequence[Sample], class_names: Sequence[str]) -> Dic
 
 def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, num_train: int = 48,
                    num_val: int = 16, num_candidates: int = 24, protocol: str = "1.1.0",
-                   overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Build ``<directory>/in`` (and an empty ``out``); return the counts generated."""
+                   overrides: Optional[Dict[str, Any]] = None, profile: str = "default") -> Dict[str, Any]:
+    """Build ``<directory>/in`` (and an empty ``out``); return the counts generated. ``profile``:
+    ``default`` (learnable scenes) or a benchmark profile of :mod:`executor.benchmark` (a rare
+    class, near-duplicates, hard and empty images: a pool where selection matters)."""
+    bench = None
+    if profile != "default":
+        from .benchmark import PROFILES
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; profiles: default, {', '.join(PROFILES)}")
+        bench = PROFILES[profile]
     if task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}")
     kind = get_kind(kind_name)
@@ -188,7 +196,8 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
         from .workspace3d import make_det3d_workspace
 
         return make_det3d_workspace(directory, kind, task, seed=seed, num_train=num_train, num_val=num_val,
-                                    num_candidates=num_candidates, protocol=protocol, overrides=overrides)
+                                    num_candidates=num_candidates, protocol=protocol, overrides=overrides,
+                                    profile=bench)
     root = Path(directory)
     in_dir, out_dir, gt_dir = root / "in", root / "out", root / "ground-truth"
     for d in (in_dir, out_dir, gt_dir):
@@ -201,8 +210,13 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
     rng = np.random.RandomState(seed)
     make = make_det_sample if kind.name == "det" else make_seg_sample
     class_names = DET_CLASSES if kind.name == "det" else SEG_CLASSES
+    if bench is not None:
+        class_names = list(bench.det_classes if kind.name == "det" else bench.seg_classes)
 
     def batch(n: int) -> List[Sample]:
+        if bench is not None:
+            from .benchmark import benchmark_samples
+            return benchmark_samples(kind.name, rng, n, bench, (160, 120) if kind.name == "det" else (128, 96))
         # Mix encodings so readers must decode by content (a few PNG among JPEG or the reverse).
         out = []
         for i in range(n):
@@ -210,7 +224,8 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
             out.append(make(rng, fmt=fmt))
         return out
 
-    summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": class_names}
+    summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": class_names,
+                               "profile": profile}
     if task == "train":
         splits = {"train": batch(num_train), "val": batch(num_val)}
         ann_root = in_dir
@@ -230,7 +245,7 @@ def make_workspace(directory: str, kind_name: str, task: str, *, seed: int = 0, 
                 ann = "/in/annotations/coco-annotations.json" if ann_root is in_dir \
                     else "annotations/coco-annotations.json"
             rows.append((image, ann))
-        summary[name] = _split_summary(samples, kind.name)
+        summary[name] = _split_summary(samples, kind.name, len(class_names))
         if name == "candidates":
             (in_dir / "candidate-index.tsv").write_text("".join(f"{img}\n" for img, _ in rows))
             (gt_dir / "gt-index.tsv").write_text("".join(f"{img}\t{ann}\n" for img, ann in rows))
@@ -272,22 +287,26 @@ def _write_env_config(in_dir: Path, kind: TaskKind, task: str, class_names: Sequ
     (in_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
-def _split_summary(samples: Sequence[Sample], kind: str) -> Dict[str, Any]:
+def _split_summary(samples: Sequence[Sample], kind: str, n_classes: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {"images": len(samples)}
     if kind == "det":
-        per_class = [0] * len(DET_CLASSES)
+        per_class = [0] * n_classes
         for s in samples:
             for b in s.boxes:
                 per_class[b[0]] += 1
         out.update(objects=sum(per_class), objects_per_class=per_class,
-                   negatives=sum(1 for s in samples if not s.boxes))
+                   negatives=sum(1 for s in samples if not s.boxes),
+                   images_per_class=[sum(1 for s in samples if any(b[0] == c for b in s.boxes))
+                                     for c in range(n_classes)])
     else:
-        per_class = [0] * len(SEG_CLASSES)
-        pixels = [0] * len(SEG_CLASSES)
+        per_class = [0] * n_classes
+        pixels = [0] * n_classes
         for s in samples:
             for cls, m in s.instances:
                 per_class[cls] += 1
                 pixels[cls] += int(m.sum())
         out.update(instances=sum(per_class), instances_per_class=per_class, pixels_per_class=pixels,
+                   images_per_class=[sum(1 for s in samples if any(c2 == c for c2, _ in s.instances))
+                                     for c in range(n_classes)],
                    unlabelled_pixels=int(sum(int((s.mask == 255).sum()) for s in samples)))
     return out

@@ -48,12 +48,13 @@ def _summary(scenes: List[Scene]) -> Dict[str, Any]:
     full = [sum(x) for x in zip(*[class_counts(s.full) for s in scenes])] if scenes else [0, 0, 0]
     sparse = [sum(x) for x in zip(*[class_counts(s.sparse) for s in scenes])] if scenes else [0, 0, 0]
     return {"images": len(scenes), "frames": len(scenes), "objects": sum(full), "objects_per_class": full, "annotated_sparse": sum(sparse),
-            "points_per_frame": int(sum(len(s.points) for s in scenes) / max(len(scenes), 1))}
+            "points_per_frame": int(sum(len(s.points) for s in scenes) / max(len(scenes), 1)),
+            "images_per_class": [sum(1 for s in scenes if class_counts(s.full)[c]) for c in range(3)]}
 
 
 def make_det3d_workspace(directory: str, kind: TaskKind, task: str, *, seed: int = 0, num_train: int = 48,
                          num_val: int = 16, num_candidates: int = 24, protocol: str = "1.1.0",
-                         overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                         overrides: Optional[Dict[str, Any]] = None, profile=None) -> Dict[str, Any]:
     from .workspace import _write_env_config  # shared env.yaml / config.yaml writer
 
     root = Path(directory)
@@ -63,10 +64,17 @@ def make_det3d_workspace(directory: str, kind: TaskKind, task: str, *, seed: int
             shutil.rmtree(d)
     for d in (in_dir / "models", in_dir / "annotations", out_dir):
         d.mkdir(parents=True)
-    summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": CLASSES}
+    summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": CLASSES,
+                               "profile": profile.name if profile else "default"}
     extra: Dict[str, Any] = {}
+    def scenes_of(s: int, n: int):
+        if profile is None:
+            return make_scenes(s, n)
+        from .scenes3d import make_benchmark_scenes
+        return make_benchmark_scenes(s, n, profile)
+
     if task == "train":
-        splits = {"train": make_scenes(seed, num_train), "val": make_scenes(seed + 1000, num_val)}
+        splits = {"train": scenes_of(seed, num_train), "val": scenes_of(seed + 1000, num_val)}
         for name, scenes in splits.items():
             full_rows, sparse_rows = [], []
             for s in scenes:
@@ -80,7 +88,7 @@ def make_det3d_workspace(directory: str, kind: TaskKind, task: str, *, seed: int
                 (in_dir / f"{name}-index-sparse.tsv").write_text("".join(sparse_rows))
             summary[name] = _summary(scenes)
     else:
-        scenes = make_scenes(seed + 2000, num_candidates)
+        scenes = scenes_of(seed + 2000, num_candidates)
         cand_rows, full_rows, gt_rows = [], [], []
         for s in scenes:
             sha = _write_scene_files(in_dir, s)

@@ -23,6 +23,7 @@ Decisions:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -33,7 +34,10 @@ import numpy as np
 
 from executor.errors import config_error
 from executor.index import iter_candidates
-from executor.results import UNREADABLE_SCORE, write_mining_result
+from executor.results import UNREADABLE_SCORE
+
+from ..common.diversity import (FeatureTap, load_features, save_features, tap_module, wants_order,
+                                write_ordered_mining_result)
 
 from ..common import runtime
 
@@ -189,12 +193,22 @@ def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int)
         feats = model.extract_feat(batch["inputs"])
         cls_scores = model.bbox_head(feats)[0]  # per level [B, C, h, w], before sigmoid
     b, c = cls_scores[0].shape[:2]
+    peaks = torch.stack([lvl.detach().sigmoid().float().amax(dim=(2, 3)) for lvl in cls_scores]).amax(0)  # [B, C]
+    LAST_PEAKS[:] = peaks.argmax(1).cpu().tolist()
     total = torch.zeros(b, dtype=torch.float64)
     for k in range(c):
         maps = torch.cat([F.interpolate(lvl[:, k:k + 1].sigmoid().float(), size=(size, size), mode="bilinear",
                                         align_corners=False) for lvl in cls_scores], 1)
         total += float(weights[k]) * aldd_class_score(maps).cpu()
     return total.tolist()
+
+
+LAST_PEAKS: List[int] = []  # set by aldd_scores: the class peaking highest per image of the last batch
+
+
+def dominant_class(scores: np.ndarray, labels: np.ndarray) -> int:
+    """The class of an image's most confident detection, -1 without one."""
+    return int(labels[int(np.argmax(scores))]) if len(scores) else -1
 
 
 @runtime.distributed_entry
@@ -221,33 +235,53 @@ def mine(ctx, launcher) -> None:
         size = int(model.cfg.test_dataloader.dataset.pipeline[1]["scale"][0])
         conf = p["mining_conf_threshold"]
     done = 0
+    ordered = wants_order(p) and algorithm != "random"  # random has no model, hence no features
+    feats: Dict[int, np.ndarray] = {}
+    classes: Dict[int, int] = {}
+    tap = FeatureTap(tap_module(model)) if ordered else None
     # random reads the images too, so an unreadable candidate ranks last with every algorithm
-    for batch in batches(items, p["samples_per_gpu"], p["workers_per_gpu"], broken):
-        imgs = [img for *_, img in batch]
-        if algorithm == "random":
-            vals = [random_score(p["seed"], cands[idx].raw_image) for idx, _, _ in batch]
-        elif algorithm == "aldd":
-            vals = aldd_scores(model, imgs, weights, size)
-        elif algorithm == "entropy":
-            vals = [entropy_score(s[s >= conf]) for _, s, _ in detect(model, imgs)]
-        else:
-            vals = []
-            for (idx, path, img), (b, s, _) in zip(batch, detect(model, imgs)):
-                keep = s >= conf
-                rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
-                views = [augment(img, a, rng) for a in CALD_AUGS]
-                outs = detect(model, [v for v, _ in views])
-                augs = []
-                for (_, back), (ab, as_, _) in zip(views, outs):
-                    k = as_ >= conf
-                    augs.append((back(ab[k]), as_[k]))
-                c = cald_consistency((b[keep], s[keep]), augs)
-                vals.append(NO_DETECTION if c is None else -c)
-        for (idx, _, _), v in zip(batch, vals):
-            scores[idx] = float(v)
-        done += len(batch)
-        if rank == 0:
-            ctx.progress(0.95 * (done + len(broken)) / max(len(items), 1))
+    with tap if tap is not None else contextlib.nullcontext():
+        for batch in batches(items, p["samples_per_gpu"], p["workers_per_gpu"], broken):
+            imgs = [img for *_, img in batch]
+            peaks: List[int] = [-1] * len(batch)
+            if algorithm == "random":
+                vals = [random_score(p["seed"], cands[idx].raw_image) for idx, _, _ in batch]
+            elif algorithm == "aldd":
+                vals = aldd_scores(model, imgs, weights, size)
+                peaks = list(LAST_PEAKS)
+            elif algorithm == "entropy":
+                dets = detect(model, imgs)
+                vals = [entropy_score(s[s >= conf]) for _, s, _ in dets]
+                peaks = [dominant_class(s[s >= conf], lab[s >= conf]) for _, s, lab in dets]
+            else:
+                vals = []
+                for (idx, path, img), (b, s, lab) in zip(batch, detect(model, imgs)):
+                    keep = s >= conf
+                    peaks[len(vals)] = dominant_class(s[keep], lab[keep])
+                    rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
+                    views = [augment(img, a, rng) for a in CALD_AUGS]
+                    if tap is not None:
+                        tap.enabled = False  # the augmented views are not the image
+                    outs = detect(model, [v for v, _ in views])
+                    if tap is not None:
+                        tap.enabled = True
+                    augs = []
+                    for (_, back), (ab, as_, _) in zip(views, outs):
+                        k = as_ >= conf
+                        augs.append((back(ab[k]), as_[k]))
+                    c = cald_consistency((b[keep], s[keep]), augs)
+                    vals.append(NO_DETECTION if c is None else -c)
+            for (idx, _, _), v, cl in zip(batch, vals, peaks):
+                scores[idx] = float(v)
+                classes[idx] = int(cl)
+            if tap is not None:
+                for (idx, _, _), row in zip(batch, tap.take(len(batch))):
+                    feats[idx] = row
+            done += len(batch)
+            if rank == 0:
+                ctx.progress(0.95 * (done + len(broken)) / max(len(items), 1))
+    if ordered:
+        save_features(tmp, rank, feats, classes)
     with open(os.path.join(tmp, f"rank{rank}.json"), "w", encoding="utf-8") as f:
         json.dump(scores, f)
     broken.save(tmp)
@@ -261,7 +295,10 @@ def mine(ctx, launcher) -> None:
                 merged.update({int(k): v for k, v in json.load(f).items()})
         broken.merge(tmp, world, len(cands)).report(ctx)
         # an unreadable candidate has no score: it ranks after every scored one
-        write_mining_result(ctx.env, [(c.raw_image, merged.get(i, UNREADABLE_SCORE)) for i, c in enumerate(cands)])
+        all_scores = [merged.get(i, UNREADABLE_SCORE) for i in range(len(cands))]
+        feat_mat, cls_arr = load_features(tmp, world, len(cands)) if ordered else (None, None)
+        write_ordered_mining_result(ctx.env, [c.raw_image for c in cands], all_scores, feat_mat, cls_arr,
+                                    p if ordered else {})
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("mining %s: wrote %s (%d candidates)", algorithm, ctx.env.output.mining_result_file, len(cands))

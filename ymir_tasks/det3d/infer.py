@@ -4,7 +4,7 @@ workers), boxes above ``conf_threshold``, up to ``max_detections`` per frame, st
 from __future__ import annotations
 
 import logging
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,9 +66,11 @@ class ModelPredictor:
     """:class:`~.bank.Predictor` over a real model: all views of a batch of frames in forwards of
     ``batch_size`` clouds; augmented views mapped back to the raw frame."""
 
-    def __init__(self, model, batch_size: int) -> None:
+    def __init__(self, model, batch_size: int, tap=None) -> None:
         self.model = model
         self.batch_size = max(1, batch_size)
+        self.tap = tap  # a FeatureTap on the model: pooled features of each raw scan, by frame key
+        self.features: Dict[str, np.ndarray] = {}
 
     def predict_views(self, frames: Sequence[Tuple[str, np.ndarray, List[Aug]]]) -> List[List[Boxes3D]]:
         clouds, owners = [], []
@@ -80,7 +82,12 @@ class ModelPredictor:
                 owners.append((f, a))
         preds: List[Boxes3D] = []
         for i in range(0, len(clouds), self.batch_size):
-            preds += predict(self.model, clouds[i:i + self.batch_size])
+            chunk = clouds[i:i + self.batch_size]
+            preds += predict(self.model, chunk)
+            if self.tap is not None:
+                for (f, a), row in zip(owners[i:i + len(chunk)], self.tap.take(len(chunk))):
+                    if a is None:
+                        self.features[frames[f][0]] = row
         out: List[List[Boxes3D]] = [[] for _ in frames]
         for (f, a), p in zip(owners, preds):
             out[f].append(p if a is None else Boxes3D(invert_boxes(p.boxes, a), p.labels, p.scores))

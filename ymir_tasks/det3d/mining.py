@@ -15,6 +15,7 @@ samples from it; annotated instances carry score −1, pseudo ones their score),
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -28,7 +29,9 @@ from executor.errors import config_error
 from executor.fileio import atomic_write_json, atomic_write_text
 from executor.index import iter_candidates_with_labels, read_index
 from executor.pointcloud import Boxes3D, format_boxes3d, load_points, read_boxes3d
-from executor.results import UNREADABLE_SCORE, write_mining_result
+from executor.results import UNREADABLE_SCORE
+
+from ..common.diversity import FeatureTap, tap_module, wants_order, write_ordered_mining_result
 
 from .bank import (BankEvaluator, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds, add_samples,
                    calibrate, frame_features, select, spearman)
@@ -149,7 +152,9 @@ def mine(ctx) -> None:
     tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
     os.makedirs(tmp, exist_ok=True)
     sink, read, close = _feature_stream(os.path.join(tmp, "features.pkl"))
-    predictor = ModelPredictor(model, p["samples_per_gpu"])
+    ordered = wants_order(p)
+    tap = FeatureTap(tap_module(model)) if ordered else None
+    predictor = ModelPredictor(model, p["samples_per_gpu"], tap)
     by_index = {i: f for i, f in enumerate(frames)}
     broken = BrokenCandidates(p["max_broken_ratio"], len(frames), "mining")
 
@@ -159,8 +164,9 @@ def mine(ctx) -> None:
             yield [(by_index[i], pts) for i, _, _, pts in batch]
 
     try:
-        samples = collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink,
-                                   lambda n: ctx.progress(0.85 * (n + len(broken)) / max(len(frames), 1)))
+        with tap if tap is not None else contextlib.nullcontext():
+            samples = collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink,
+                                       lambda n: ctx.progress(0.85 * (n + len(broken)) / max(len(frames), 1)))
     finally:
         close()
     th = calibrate(samples, len(names), params)
@@ -173,9 +179,23 @@ def mine(ctx) -> None:
     broken.report(ctx)
     scored = {r.key: getattr(r, key) for r in results}
     # an unreadable scan was not scored: it ranks after every scored frame
-    n = write_mining_result(ctx.env, [(f.key, scored.get(f.key, UNREADABLE_SCORE)) for f in frames])
+    keys = [f.key for f in frames]
+    feat_mat = cls_arr = None
+    if ordered:
+        by_key = {r.key: r for r in results}
+        dim = len(next(iter(predictor.features.values()))) if predictor.features else 0
+        feat_mat = np.stack([predictor.features.get(k, np.zeros(dim, np.float32)) for k in keys]) if dim else None
+        cls_arr = np.asarray([_dominant(by_key[k]) if k in by_key else -1 for k in keys])
+    n = write_ordered_mining_result(ctx.env, keys, [scored.get(k, UNREADABLE_SCORE) for k in keys], feat_mat, cls_arr,
+                                    p)
     log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file, n,
              sum(len(r.pseudo) for r in results), key)
+
+
+def _dominant(r: FrameResult) -> int:
+    """The most frequent class among a frame's pseudo labels and uncertain boxes, -1 without any."""
+    labels = np.concatenate([r.pseudo.labels, r.uncertain_boxes.labels]).astype(np.int64)
+    return int(np.bincount(labels).argmax()) if len(labels) else -1
 
 
 def finish(ctx, features: Iterator[FrameFeatures], th: Thresholds, params: MiningParams, names: Sequence[str],

@@ -12,6 +12,7 @@ masks (255 = label this region) of the first ``max_kept_mining_image`` images in
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,10 +25,12 @@ import numpy as np
 
 from executor.images import load_image
 from executor.index import iter_candidates
-from executor.results import UNREADABLE_SCORE, write_mining_result
+from executor.results import UNREADABLE_SCORE
 
 from ...common import runtime
 from ...common.candidates import BrokenCandidates, candidate_batches
+from ...common.diversity import (FeatureTap, load_features, save_features, tap_module, wants_order,
+                                 write_ordered_mining_result)
 from ..infer import find_model, load_model
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
                       ripu_pick, ripu_score_map, select_regions)
@@ -124,24 +127,37 @@ def mine(ctx, launcher) -> None:
     log.info("mining %s (%s): %d of %d candidates in this process, batch %d, %d workers, device %s", algorithm,
              method or "windows", len(mine_part), len(cands), p["samples_per_gpu"], p["workers_per_gpu"], dev)
     done = 0
-    for batch in loader:
-        logits = _forward(model, [img for _, _, img, _ in batch], p["fp16"])
-        for (idx, path, _, sp), lg in zip(batch, logits):
-            prob = probabilities(lg.to(dev))
-            if algorithm == "RSAL":
-                u = pixel_uncertainty(prob, p["uncertainty_method"])
-                labels = torch.from_numpy(sp).to(dev)
-                mean, dominant = region_scores(u, prob.argmax(0), labels, num_classes)
-                shard.write(idx, mean.cpu().tolist(), dominant.cpu().tolist())
-                _save_labels(os.path.join(tmp, "superpixels", f"{idx}.png"), sp)
-            else:
-                score, _, _ = ripu_score_map(prob, p["ripu_region_radius"])
-                picks = ripu_pick(score, k_regions, p["ripu_region_radius"])
-                shard.write(idx, sum(v for _, _, v in picks), [[y, x] for y, x, _ in picks] +
-                            [list(prob.shape[1:])])
-            done += 1
-            if rank == 0:
-                ctx.progress(0.9 * (done + len(broken)) / max(len(mine_part), 1))
+    ordered = wants_order(p)
+    feats: Dict[int, np.ndarray] = {}
+    classes: Dict[int, int] = {}
+    first_real = 1 if meta.get("with_background") else 0  # the learnt background is no class to balance
+    tap = FeatureTap(tap_module(model)) if ordered else None
+    with tap if tap is not None else contextlib.nullcontext():
+        for batch in loader:
+            logits = _forward(model, [img for _, _, img, _ in batch], p["fp16"])
+            rows = tap.take(len(batch)) if tap is not None else [None] * len(batch)
+            for (idx, path, _, sp), lg, row in zip(batch, logits, rows):
+                prob = probabilities(lg.to(dev))
+                if algorithm == "RSAL":
+                    u = pixel_uncertainty(prob, p["uncertainty_method"])
+                    labels = torch.from_numpy(sp).to(dev)
+                    mean, dominant = region_scores(u, prob.argmax(0), labels, num_classes)
+                    shard.write(idx, mean.cpu().tolist(), dominant.cpu().tolist())
+                    _save_labels(os.path.join(tmp, "superpixels", f"{idx}.png"), sp)
+                else:
+                    score, _, _ = ripu_score_map(prob, p["ripu_region_radius"])
+                    picks = ripu_pick(score, k_regions, p["ripu_region_radius"])
+                    shard.write(idx, sum(v for _, _, v in picks), [[y, x] for y, x, _ in picks] +
+                                [list(prob.shape[1:])])
+                if ordered:
+                    feats[idx] = row
+                    hist = torch.bincount(prob.argmax(0).flatten(), minlength=num_classes)[first_real:]
+                    classes[idx] = int(hist.argmax()) + first_real if int(hist.sum()) else -1
+                done += 1
+                if rank == 0:
+                    ctx.progress(0.9 * (done + len(broken)) / max(len(mine_part), 1))
+    if ordered:
+        save_features(tmp, rank, feats, classes)
     shard.close()
     broken.save(tmp)
     if launcher:
@@ -153,7 +169,8 @@ def mine(ctx, launcher) -> None:
             scores, selected = _rsal_image_scores(shards, len(cands), num_classes, p, meta)
         else:
             scores, selected = _ripu_image_scores(shards, len(cands))
-        write_mining_result(ctx.env, zip(raw, scores))
+        feat_mat, cls_arr = load_features(tmp, world, len(cands)) if ordered else (None, None)
+        write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p)
         _write_masks(ctx, cands, scores, selected, algorithm, p, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))

@@ -1,0 +1,17 @@
+"""What every kind's simulation module shares: equal training compute per round.
+
+``ymir-executor simulate`` compares strategies at equal training compute: a fixed number of
+iterations per round however big the labelled set grows (seed 001's "virtual epochs"), so that
+no strategy wins by training longer. Epoch-based kinds turn the iterations into epochs of the
+labelled set; the evaluation runs once, at the end.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict
+
+
+def epochs_for(iters: int, n_labelled: int, batch: int) -> Dict[str, Any]:
+    per_epoch = max(1, math.ceil(n_labelled / max(batch, 1)))
+    epochs = max(1, round(iters / per_epoch))
+    return {"max_epochs": epochs, "val_interval": epochs}
