@@ -37,7 +37,7 @@ class Profile:
 
 
 PROFILES: Dict[str, Profile] = {
-    "benchmark": Profile("benchmark", ("box", "disc", "triangle"), ("disc", "square", "ring"), rare_share=0.04,
+    "benchmark": Profile("benchmark", ("box", "disc", "triangle"), ("disc", "square", "triangle"), rare_share=0.04,
                          duplicate_share=0.3, cluster=(4, 8), hard_share=0.2, empty_share=0.15),
     "benchmark-b": Profile("benchmark-b", ("box", "disc", "cross"), ("disc", "square", "cross"), rare_share=0.05,
                            duplicate_share=0.25, cluster=(3, 10), hard_share=0.3, empty_share=0.1, det3d_rare=1),
@@ -65,7 +65,7 @@ def _shape(kind: str, box: Tuple[int, int, int, int], h: int, w: int) -> np.ndar
         t = (yy - y1) / max(y2 - y1, 1)
         return inside & (np.abs(xx - cx) <= rx * t)
     if kind == "cross":
-        return inside & ((np.abs(xx - cx) <= rx / 3) | (np.abs(yy - cy) <= ry / 3))
+        return inside & ((np.abs(xx - cx) <= rx / 2.5) | (np.abs(yy - cy) <= ry / 2.5))
     raise ValueError(kind)
 
 

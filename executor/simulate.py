@@ -100,6 +100,11 @@ class Pool:
         self.classes = {e.raw_image: c for e, c in zip(self.entries, classes)}
         self.images = [e.raw_image for e in self.entries]
 
+    def cost(self, entries, predictions=None) -> int:
+        """Labelling cost of revealing ``entries``: the kind's (boxes drawn or fixed), else images."""
+        fn = getattr(self.sim, "labelling_cost", None)
+        return fn(entries, self.class_names, predictions) if fn else len(entries)
+
     def composition(self, labelled: Sequence[str]) -> Dict[str, int]:
         counts = {n: 0 for n in self.class_names}
         for img in labelled:
@@ -108,14 +113,20 @@ class Pool:
         return counts
 
 
+def _drawn(items: Sequence[str], salt: str, n: int) -> List[str]:
+    """``n`` items drawn by hashing each with ``salt``: reproducible, and independent of any
+    generator's random stream (a numpy draw with the pool generator's seed would repeat its
+    choices, e.g. pick exactly the images it made rare)."""
+    return sorted(items, key=lambda p: hashlib.sha256(f"{salt}:{p}".encode()).hexdigest())[:n]
+
+
 def _initial(pool: Pool, seed: int, n: int) -> List[str]:
-    rng = np.random.RandomState(seed)
-    return [pool.images[i] for i in sorted(rng.choice(len(pool.images), n, replace=False))]
+    picked = set(_drawn(pool.images, f"initial:{seed}", n))
+    return [p for p in pool.images if p in picked]
 
 
 def _random_pick(rest: Sequence[str], seed: int, round_: int, n: int) -> List[str]:
-    key = lambda p: hashlib.sha256(f"{seed}:{round_}:{p}".encode()).hexdigest()  # noqa: E731
-    return sorted(rest, key=key)[:n]
+    return _drawn(rest, f"random:{seed}:{round_}", n)
 
 
 def _link_inputs(pool: Pool, in_dir: Path) -> None:
@@ -135,17 +146,25 @@ def _run(ws: Path, log: Path) -> int:
 
 
 def _train(plan: Plan, pool: Pool, labelled: Sequence[str], step: Path) -> Dict[str, Any]:
+    cfg = {k: v for k, v in pool.config.items() if k not in ("pretrained_model_params", "task_id")}
+    cfg.update(plan.train)
+    cfg.update(pool.sim.equal_compute(plan.iters, len(labelled), cfg))
+    index = "".join(pool.lines[i] + "\n" for i in labelled)
+    # what this step trains on: a step left by another configuration is started again, not reused
+    fingerprint = hashlib.sha256((index + json.dumps(cfg, sort_keys=True, default=str)).encode()).hexdigest()
+    stamp = step / "INPUTS.sha256"
+    if stamp.is_file() and stamp.read_text() != fingerprint:
+        shutil.rmtree(step)
+    step.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
     done = step / "DONE.json"
     if done.is_file():
         return json.loads(done.read_text())
     ws = step / "train"
     in_dir = ws / "in"
     _link_inputs(pool, in_dir)
-    (in_dir / "train-index.tsv").write_text("".join(pool.lines[i] + "\n" for i in labelled))
+    (in_dir / "train-index.tsv").write_text(index)
     shutil.copyfile(pool.val_index, in_dir / "val-index.tsv")
-    cfg = {k: v for k, v in pool.config.items() if k not in ("pretrained_model_params", "task_id")}
-    cfg.update(plan.train)
-    cfg.update(pool.sim.equal_compute(plan.iters, len(labelled), cfg))
     _write_env_config(in_dir, plan.kind, "train", pool.class_names, "1.1.0", cfg)
     (ws / "out").mkdir(exist_ok=True)  # kept across a kill: the executor resumes from its checkpoint
     t = time.time()
@@ -164,14 +183,22 @@ def _train(plan: Plan, pool: Pool, labelled: Sequence[str], step: Path) -> Dict[
 
 
 def _mine(plan: Plan, pool: Pool, strategy: Strategy, seed: int, round_: int, labelled: Sequence[str],
-          step: Path) -> Tuple[List[str], float]:
+          step: Path, trained: Path) -> Tuple[List[str], float, int]:
+    """(the images revealed next, seconds, the labelling cost of revealing them)."""
     done = step / "MINED.json"
+    # what this mining depends on: the model's training inputs, the strategy, the labelled set
+    fingerprint = hashlib.sha256(((trained / "INPUTS.sha256").read_text() + json.dumps(strategy.overrides,
+                                  sort_keys=True, default=str) + json.dumps(plan.mine, sort_keys=True, default=str) +
+                                  "".join(sorted(labelled))).encode()).hexdigest()
     if done.is_file():
         d = json.loads(done.read_text())
-        return d["picked"], d["seconds"]
+        if d.get("inputs") == fingerprint:
+            return d["picked"], d["seconds"], d.get("cost", len(d["picked"]))
     rest = [i for i in pool.images if i not in set(labelled)]
     n = min(plan.budget, len(rest))
     t = time.time()
+    predictions = None
+    pre_annotate = bool(strategy.overrides.get("certain_only"))  # mining with prediction (pre-annotations)
     if strategy.name == RANDOM:
         picked = _random_pick(rest, seed, round_, n)
     else:
@@ -187,21 +214,25 @@ def _mine(plan: Plan, pool: Pool, strategy: Strategy, seed: int, round_: int, la
         cfg.update(strategy.overrides)
         _write_env_config(in_dir, plan.kind, "mine", pool.class_names, "1.1.0", cfg)
         env = yaml.safe_load((in_dir / "env.yaml").read_text())
-        env["run_infer"] = False
+        env["run_infer"] = pre_annotate
         (in_dir / "env.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
         config = yaml.safe_load((in_dir / "config.yaml").read_text())
-        config["run_infer"] = False
+        config["run_infer"] = pre_annotate
         (in_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (ws / "out").mkdir()
-        _handoff_model(step / "train" / "out", ws)
+        _handoff_model(trained / "train" / "out", ws)
         rc = _run(ws, step / "mine.log")
         if rc != 0:
             raise RuntimeError(f"mining failed (exit {rc}): see {step / 'mine.log'}")
         lines = (ws / "out" / "result.tsv").read_text().splitlines()
         picked = [ln.split("\t")[0] for ln in lines[:n]]
+        if pre_annotate:
+            predictions = {k: v.get("boxes", []) for k, v in
+                           json.loads((ws / "out" / "infer-result.json").read_text())["detection"].items()}
     seconds = round(time.time() - t, 1)
-    done.write_text(json.dumps({"picked": picked, "seconds": seconds}))
-    return picked, seconds
+    cost = pool.cost([e for e in pool.entries if e.raw_image in set(picked)], predictions)
+    done.write_text(json.dumps({"picked": picked, "seconds": seconds, "cost": cost, "inputs": fingerprint}))
+    return picked, seconds, cost
 
 
 def simulate(plan: Plan) -> List[Dict[str, Any]]:
@@ -219,24 +250,30 @@ def simulate(plan: Plan) -> List[Dict[str, Any]]:
     for seed in plan.seeds:
         for strategy in plan.strategies:
             labelled = _initial(pool, seed, plan.initial)
+            cost = pool.cost([e for e in pool.entries if e.raw_image in set(labelled)])
             for round_ in range(plan.rounds + 1):
                 step = plan.out / strategy.name / f"seed{seed}" / f"round{round_}"
                 step.mkdir(parents=True, exist_ok=True)
+                # round 0 trains on the seed's start set, the same for every strategy (training is
+                # deterministic): trained once per seed and shared
+                train_step = plan.out / "start" / f"seed{seed}" if round_ == 0 else step
                 key = (strategy.name, seed, round_)
                 if key not in rows:
                     t = time.time()
-                    got = _train(plan, pool, labelled, step)
+                    got = _train(plan, pool, labelled, train_step)
                     row = {"kind": plan.kind.name, "strategy": strategy.name, "seed": seed, "round": round_,
                            "labelled": len(labelled), "metric": got["metric"], "per_class": got["per_class"],
-                           "composition": pool.composition(labelled), "train_seconds": got["train_seconds"]}
+                           "composition": pool.composition(labelled), "cost": cost,
+                           "train_seconds": got["train_seconds"]}
                     rows[key] = row
                     with open(rows_file, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
                     _say(f"{strategy.name} seed {seed} round {round_}/{plan.rounds}: {len(labelled)} labelled, "
                          f"{pool.sim.METRIC} {got['metric']:.3f} ({time.time() - t:.0f} s)")
                 if round_ < plan.rounds:
-                    picked, secs = _mine(plan, pool, strategy, seed, round_, labelled, step)
+                    picked, secs, spent = _mine(plan, pool, strategy, seed, round_, labelled, step, train_step)
                     labelled = list(labelled) + [p for p in picked if p not in set(labelled)]
+                    cost += spent
     ordered = [rows[k] for k in sorted(rows)]
     write_reports(plan, pool, ordered)
     return ordered
@@ -286,10 +323,17 @@ def summary_table(rows: Sequence[Dict[str, Any]], metric: str, rare: Optional[st
             last = [r for r in rows if r["strategy"] == s and r["round"] == max(rounds)]
             extra = f" {np.mean([r['composition'].get(rare, 0) for r in last]):.1f} |" if last else " |"
         lines.append(f"| {s} | {cell} | " + " | ".join(gains) + " |" + extra)
+    if all("cost" in r for r in rows):
+        last = max(rounds)
+        lines.append("")
+        lines.append("labelling cost at the last round: " + ", ".join(
+            f"{s} {np.mean([r['cost'] for r in rows if r['strategy'] == s and r['round'] == last]):.0f}"
+            for s in sorted(by, key=lambda s: (s != RANDOM, s))))
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: Sequence[Dict[str, Any]], metric: str, path: Path, title: str) -> None:
+def plot(rows: Sequence[Dict[str, Any]], metric: str, path: Path, title: str, x_key: str = "labelled",
+         x_label: str = "labelled images") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -297,14 +341,15 @@ def plot(rows: Sequence[Dict[str, Any]], metric: str, path: Path, title: str) ->
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for s, per_round in sorted(curves(rows).items(), key=lambda kv: (kv[0] != RANDOM, kv[0])):
         rounds = sorted(per_round)
-        x = [np.mean([r["labelled"] for r in rows if r["strategy"] == s and r["round"] == i]) for i in rounds]
+        x = [np.mean([r.get(x_key, r["labelled"]) for r in rows if r["strategy"] == s and r["round"] == i])
+             for i in rounds]
         mean = np.array([np.mean(per_round[i]) for i in rounds])
         lo = np.array([np.min(per_round[i]) for i in rounds])
         hi = np.array([np.max(per_round[i]) for i in rounds])
         style = dict(color="black", linestyle="--") if s == RANDOM else {}
         line, = ax.plot(x, mean, marker="o", label=f"{s} (n={len(per_round[rounds[0]])})", **style)
         ax.fill_between(x, lo, hi, alpha=0.15, color=line.get_color())
-    ax.set_xlabel("labelled images")
+    ax.set_xlabel(x_label)
     ax.set_ylabel(f"val {metric}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -329,6 +374,8 @@ def write_reports(plan: Plan, pool: Pool, rows: Sequence[Dict[str, Any]]) -> Non
     (plan.out / "results.json").write_text(json.dumps(list(rows), indent=1))
     title = f"{plan.kind.name}: {plan.initial} + {plan.budget}/round, {len(plan.seeds)} seed(s)"
     plot(rows, pool.sim.METRIC, plan.out / "curves.png", title)
+    if getattr(pool.sim, "labelling_cost", None) and all("cost" in r for r in rows):
+        plot(rows, pool.sim.METRIC, plan.out / "curves-cost.png", title, "cost", "labelling cost (boxes drawn or fixed)")
     rare = names[-1] if len(names) > 2 else None
     table = summary_table(rows, pool.sim.METRIC, rare)
     (plan.out / "summary.md").write_text(f"# {title}\n\n{table}")

@@ -81,3 +81,43 @@ def test_random_is_seeded_per_path_and_class_weights_are_checked():
     with pytest.raises(Exception) as e:
         class_weights("1,2,3", 2)
     assert "class_distribution_scores" in str(e.value)
+
+
+def test_asm_scores_the_share_of_boxes_a_human_must_fix():
+    from ymir_tasks.det.mining import NO_DETECTION, asm_score
+
+    assert asm_score(np.array([]), 0.5) == NO_DETECTION
+    all_certain, half, none_certain = (asm_score(np.array(s), 0.5) for s in ([0.9, 0.8], [0.9, 0.3], [0.2, 0.3, 0.1]))
+    assert all_certain < half < none_certain <= 1.0 + 1e-2
+    assert asm_score(np.array([0.2] * 6), 0.5) > asm_score(np.array([0.2] * 2), 0.5)  # more to fix first
+
+
+def test_the_certain_threshold_is_where_val_precision_reaches_90_percent():
+    from ymir_tasks.det.metrics import certain_threshold
+
+    gts = [{"boxes": np.array([[0, 0, 10, 10]] * 1, float), "labels": np.array([0])} for _ in range(20)]
+    # per image one right box (score 0.6 + i/100) and one wrong one (score i/50)
+    preds = [{"boxes": np.array([[0, 0, 10, 10], [50, 50, 60, 60]], float), "labels": np.array([0, 0]),
+              "scores": np.array([0.6 + i / 100, i / 50])} for i in range(20)]
+    t = certain_threshold(gts, preds)
+    right = np.array([0.6 + i / 100 for i in range(20)])
+    wrong = np.array([i / 50 for i in range(20)])
+    above = (right >= t).sum(), (wrong >= t).sum()
+    assert above[0] / sum(above) >= 0.9 and t <= 0.6  # all right boxes certain, few wrong ones
+    assert certain_threshold(gts, [{"boxes": np.zeros((0, 4)), "labels": np.zeros(0, int),
+                                    "scores": np.zeros(0)}] * 20) == 1.0
+
+
+def test_the_labelling_cost_counts_boxes_to_draw_or_fix(tmp_path):
+    from executor.records import IndexEntry
+    from ymir_tasks.det.simulation import labelling_cost
+
+    ann = tmp_path / "a.txt"
+    ann.write_text("0, 0, 0, 9, 9\n1, 20, 20, 39, 39\n")
+    e = IndexEntry(image=str(tmp_path / "a.jpg"), annotation=str(ann), line=1)
+    names = ["box", "disc"]
+    assert labelling_cost([e], names) == 2  # no pre-annotation: both drawn
+    right = {"box": {"x": 0, "y": 0, "w": 10, "h": 10}, "class_name": "box", "score": 0.9}
+    wrong = {"box": {"x": 60, "y": 60, "w": 10, "h": 10}, "class_name": "disc", "score": 0.9}
+    assert labelling_cost([e], names, {"a.jpg": [right]}) == 1  # one kept, one drawn
+    assert labelling_cost([e], names, {"a.jpg": [right, wrong]}) == 2  # one drawn, one deleted

@@ -28,8 +28,11 @@ WEIGHTS = "model.pth"
 class StageWriter:
     def __init__(self, ctx, work_dir: str, cfg, config_name: str, meta: Mapping[str, Any], main_metric: str,
                  stage_metrics: Sequence[str], counts: Sequence[str] = (),
-                 attachment: Optional[Callable[[Dict[str, float]], Dict[str, Any]]] = None) -> None:
+                 attachment: Optional[Callable[[Dict[str, float]], Dict[str, Any]]] = None,
+                 meta_from_metrics: Sequence[str] = ()) -> None:
         self.ctx = ctx
+        self.meta = dict(meta, weights=WEIGHTS, config=config_name)
+        self.meta_from_metrics = list(meta_from_metrics)  # evaluation figures inference needs (e.g. thresholds)
         self.work_dir = work_dir
         self.main_metric = main_metric
         self.stage_metrics = list(stage_metrics)
@@ -40,9 +43,15 @@ class StageWriter:
         self.config_name = config_name
         # as data, never as Python: whoever loads this stage later runs none of it (see safe_config)
         dump_config(cfg, os.path.join(self.stage_dir, config_name))
-        with open(os.path.join(self.stage_dir, MODEL_META), "w", encoding="utf-8") as f:
-            yaml.safe_dump(dict(meta, weights=WEIGHTS, config=config_name), f, sort_keys=False)
+        self._write_meta({})
         self.best = self._best_so_far()
+
+    def _write_meta(self, metrics: Dict[str, float]) -> None:
+        meta = dict(self.meta, **{k: float(metrics[k]) for k in self.meta_from_metrics if k in metrics})
+        path = os.path.join(self.stage_dir, MODEL_META)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            yaml.safe_dump(meta, f, sort_keys=False)
+        os.replace(path + ".tmp", path)
 
     def _best_so_far(self) -> float:
         try:
@@ -55,6 +64,7 @@ class StageWriter:
     def __call__(self, runner, metrics: Dict[str, float]) -> None:
         import torch
 
+        self._write_meta(metrics)
         weights = os.path.join(self.stage_dir, WEIGHTS)
         torch.save(runtime.plain_state_dict(runner.model), weights + ".tmp")
         os.replace(weights + ".tmp", weights)

@@ -104,6 +104,10 @@ def infer(ctx, launcher) -> None:
                                                                   path_map=ctx.env.path_map))]
     part = cands[rank::world]
     conf = ctx.cfg["conf_threshold"]
+    if ctx.cfg["certain_only"]:
+        from .mining import certain_threshold
+        conf = max(conf, certain_threshold(ctx.cfg.params, stage.meta))
+        log.info("inference: certain boxes only (score >= %.3f), the pre-annotations of mining with prediction", conf)
     shard = os.path.join(ctx.env.output.root_dir, "infer-tmp", f"rank{rank}.jsonl")
     os.makedirs(os.path.dirname(shard), exist_ok=True)
     log.info("inference: %d of %d candidates here, batch %d, conf %.3f, up to %d boxes per image, model %s",

@@ -51,6 +51,44 @@ def tp_fp_fn(gts: Sequence[Dict], preds: Sequence[Dict], conf: float, iou_thr: f
     return {"tp": tp, "fp": fp, "fn": fn}
 
 
+def match_flags(g: Dict, p: Dict, iou_thr: float = 0.5, min_score: float = 0.0):
+    """(scores, true-positive flags) of one image's predictions, matched greedily by score to
+    unmatched ground truth of their class at ``iou_thr``."""
+    keep = np.asarray(p["scores"]) >= min_score
+    pb, pl, ps = np.asarray(p["boxes"])[keep], np.asarray(p["labels"])[keep], np.asarray(p["scores"])[keep]
+    gb, gl = np.asarray(g["boxes"]), np.asarray(g["labels"])
+    matched = np.zeros(len(gb), bool)
+    flags = np.zeros(len(ps), bool)
+    for i in np.argsort(-ps, kind="stable"):
+        cand = np.where((gl == pl[i]) & ~matched)[0]
+        if len(cand):
+            ious = _iou(pb[i:i + 1], gb[cand])[0]
+            j = int(np.argmax(ious))
+            if ious[j] >= iou_thr:
+                matched[cand[j]] = True
+                flags[i] = True
+    return ps, flags
+
+
+def certain_threshold(gts: Sequence[Dict], preds: Sequence[Dict], precision: float = 0.9) -> float:
+    """The lowest score above which the predictions are right at least ``precision`` of the time
+    (on the val set): boxes above it are "certain" (seed 003's box-level split); 1.0 if none is."""
+    scores, flags = [], []
+    for g, p in zip(gts, preds):
+        s, f = match_flags(g, p)
+        scores.append(s)
+        flags.append(f)
+    s, f = np.concatenate(scores) if scores else np.zeros(0), np.concatenate(flags) if flags else np.zeros(0, bool)
+    if not len(s):
+        return 1.0
+    order = np.argsort(-s, kind="stable")
+    prec = np.cumsum(f[order]) / np.arange(1, len(s) + 1)
+    ok = np.nonzero(prec >= precision)[0]
+    # the longest prefix whose precision holds; at least 5 boxes so that one lucky box does not count
+    ok = ok[ok >= 4]
+    return float(s[order][ok[-1]]) if len(ok) else 1.0
+
+
 def coco_metrics(gts: Sequence[Dict], preds: Sequence[Dict], class_names: Sequence[str],
                  max_dets: int = 1000) -> Dict[str, float]:
     """COCO AP/AR as fractions; keys: mAP (AP50), mAP_50_95, AP75, mAR, AP_<iou>, AP50.<class>."""

@@ -206,6 +206,22 @@ def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int)
 LAST_PEAKS: List[int] = []  # set by aldd_scores: the class peaking highest per image of the last batch
 
 
+def asm_score(scores: np.ndarray, certain: float) -> float:
+    """Seed 003's box-level split: the share of an image's boxes a human must still draw or fix
+    (those under the certain threshold), more uncertain boxes first among equal shares; an image
+    with no box ranks last, as with entropy."""
+    n = len(scores)
+    if n == 0:
+        return NO_DETECTION
+    uncertain = int((np.asarray(scores) < certain).sum())
+    return uncertain / n + 1e-3 * min(uncertain, 100) / 100
+
+
+def certain_threshold(p, meta) -> float:
+    """The score a box needs to be certain: the hyper-parameter, else the stage's calibrated one."""
+    return float(p.get("certain_threshold") or meta.get("certain_threshold", 0.5))
+
+
 def dominant_class(scores: np.ndarray, labels: np.ndarray) -> int:
     """The class of an image's most confident detection, -1 without one."""
     return int(labels[int(np.argmax(scores))]) if len(scores) else -1
@@ -234,6 +250,9 @@ def mine(ctx, launcher) -> None:
         weights = class_weights(p["class_distribution_scores"], len(stage.class_names), ctx.cfg.source_file)
         size = int(model.cfg.test_dataloader.dataset.pipeline[1]["scale"][0])
         conf = p["mining_conf_threshold"]
+        certain = certain_threshold(p, stage.meta)
+        if algorithm == "asm":
+            log.info("asm: boxes from %.3f are certain, %.3f to it a human checks", certain, conf)
     done = 0
     ordered = wants_order(p) and algorithm != "random"  # random has no model, hence no features
     feats: Dict[int, np.ndarray] = {}
@@ -249,9 +268,12 @@ def mine(ctx, launcher) -> None:
             elif algorithm == "aldd":
                 vals = aldd_scores(model, imgs, weights, size)
                 peaks = list(LAST_PEAKS)
-            elif algorithm == "entropy":
+            elif algorithm in ("entropy", "asm"):
                 dets = detect(model, imgs)
-                vals = [entropy_score(s[s >= conf]) for _, s, _ in dets]
+                if algorithm == "entropy":
+                    vals = [entropy_score(s[s >= conf]) for _, s, _ in dets]
+                else:
+                    vals = [asm_score(s[s >= conf], certain) for _, s, _ in dets]
                 peaks = [dominant_class(s[s >= conf], lab[s >= conf]) for _, s, lab in dets]
             else:
                 vals = []

@@ -10,7 +10,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
 
-from .metrics import coco_metrics, tp_fp_fn
+from .metrics import certain_threshold, coco_metrics, tp_fp_fn
 
 from ..common import loading  # noqa: F401  (YmirLoadImage, the pipelines' loading step)
 
@@ -47,4 +47,5 @@ class YmirDetMetric(BaseMetric):
             preds.append({"boxes": b, "scores": s, "labels": l})
         out = coco_metrics(gts, preds, self.class_names, self.max_dets)
         out.update(tp_fp_fn(gts, preds, self.conf_threshold))
+        out["certain_threshold"] = certain_threshold(gts, preds)
         return out

@@ -28,16 +28,23 @@ TRAINING = Schema("det", "training", common_params("training", samples_per_gpu=1
           "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),
 ])
 
+_CERTAIN = Param("certain_threshold", "float", 0.0,
+                 "asm and certain_only: score a box needs to be certain (0: the stage's, calibrated on val to 90 % "
+                 "precision)", min=0.0, max=1.0)
+
 INFER = Schema("det", "infer", common_params("infer") + [_CONF, _MAXDET, _SIZE,
-    Param("fp16", "bool", False, "half-precision forward pass (GPU only)")])
+    Param("fp16", "bool", False, "half-precision forward pass (GPU only)"),
+    Param("certain_only", "bool", False, "keep only certain boxes (see certain_threshold): pre-annotations for "
+          "mining with prediction, as in seed 003's box-level split"), _CERTAIN])
 
 MINING = Schema("det", "mining", common_params("mining") + [
-    Param("mining_algorithm", "str", "aldd", "mining algorithm", choices=("aldd", "cald", "entropy", "random")),
+    Param("mining_algorithm", "str", "aldd", "mining algorithm (asm: the share of an image's boxes a human must "
+          "still draw or fix)", choices=("aldd", "cald", "entropy", "asm", "random")),
     Param("class_distribution_scores", "str", "", "per-class weights 'w0,w1,...' (empty: all 1)"),
     Param("mining_conf_threshold", "float", 0.05, "entropy / cald: detections below this score are ignored",
           min=0.0, max=1.0),
     Param("seed", "int", 0, "random: the seed (scores are reproducible and independent of sharding)"),
-    _MAXDET, _SIZE,
+    _MAXDET, _SIZE, _CERTAIN,
 ])
 
 SCHEMAS = {"training": TRAINING, "infer": INFER, "mining": MINING}

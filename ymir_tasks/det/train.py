@@ -42,9 +42,9 @@ def train(ctx, launcher) -> None:
                     "mAR": m.get("mAR"), "AP_by_IoU": {k[3:]: v for k, v in m.items() if k.startswith("AP_")},
                     "AP50_by_class": {k[5:]: v for k, v in m.items() if k.startswith("AP50.")},
                     "tp": m.get("tp"), "fp": m.get("fp"), "fn": m.get("fn"),
-                    "conf_threshold": ctx.cfg["conf_threshold"]}
+                    "conf_threshold": ctx.cfg["conf_threshold"], "certain_threshold": m.get("certain_threshold")}
         writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mAP", ["mAP", "mAR"], counts=["tp", "fp", "fn"],
-                             attachment=attachment)
+                             attachment=attachment, meta_from_metrics=["certain_threshold"])
     runtime.set_task_context(ctx, stage_writer=writer)
     with runtime.trusted_checkpoints():
         runner = Runner.from_cfg(cfg)

@@ -25,6 +25,8 @@ TRAINING = Schema("det3d", "training", common_params("training", samples_per_gpu
     Param("ss3d_iterations", "int", 0, "SS3D rounds after training: mine the training frames into the bank, "
           "train on labels + bank with unreliable regions cut out (0: off)", min=0),
     Param("ss3d_epochs", "int", 6, "training epochs per SS3D round", min=1),
+    Param("ss3d_paste", "int", 0, "SS3D rounds: bank instances of each class pasted into every training frame, "
+          "where they collide with nothing (SS3D's point filling; 0: off)", min=0),
     Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
     Param("args_options", "str", "",
           "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),

@@ -13,7 +13,8 @@ Each round:
 
 Per round ``/out/ss3d/round<k>.json`` reports thresholds and counts, and ``/out/ss3d/bank`` holds
 the bank (mmdet3d dbinfos, as the mining task writes it). Rounds run in one process.
-SS3D's point filling (pasting bank instances into the cut regions) is not done here.
+With ``ss3d_paste`` > 0 the rounds also paste bank instances into the frames (SS3D's point filling,
+:func:`paste_step`).
 """
 from __future__ import annotations
 
@@ -40,14 +41,29 @@ def _boxes(instances: List[dict]) -> Boxes3D:
                    np.asarray([i["bbox_label_3d"] for i in instances], dtype=np.int64), -np.ones(len(instances)))
 
 
-def round_config(cfg, ann_file: str, weights: str, work_dir: str, epochs: int):
-    """The training config of one round: labels + bank, unreliable regions cut, fresh schedule."""
+def paste_step(bank_dir: str, names: List[str], per_class: int, counts: Dict[str, int]) -> dict:
+    """SS3D's point filling (seed 000, step 2): mmdet3d's ``ObjectSample`` over the instance bank
+    (annotated and pseudo instances, dbinfos format), beside the frame's own objects: up to
+    ``per_class`` instances of each class the bank holds, placed where they collide with nothing
+    known, so the background freed by the cut gets real objects to learn from."""
+    present = {n: per_class for n in names if counts.get(n, 0) > 0}
+    return dict(type="ObjectSample", db_sampler=dict(
+        type="DataBaseSampler", info_path=os.path.join(bank_dir, "bank_dbinfos.pkl"), data_root=bank_dir, rate=1.0,
+        prepare=dict(filter_by_min_points={n: 5 for n in present}), classes=list(names), sample_groups=present,
+        points_loader=dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4, use_dim=[0, 1, 2, 3])))
+
+
+def round_config(cfg, ann_file: str, weights: str, work_dir: str, epochs: int, paste: dict = None):
+    """The training config of one round: labels + bank, unreliable regions cut (and, with
+    ``paste``, bank instances pasted in), fresh schedule."""
     rcfg = copy.deepcopy(cfg)
     ds = rcfg.train_dataloader.dataset
     ds.ann_file = ann_file
     steps = list(ds.pipeline)
     at = next(i for i, s in enumerate(steps) if s["type"] == "LoadAnnotations3D") + 1
     steps.insert(at, dict(type="YmirReliableBackground", margin=0.1))
+    if paste is not None:
+        steps.insert(at + 1, paste)
     ds.pipeline = steps
     rcfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=epochs)
     lr = rcfg.optim_wrapper.optimizer.lr
@@ -124,14 +140,19 @@ def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -
             frame_id = os.path.splitext(os.path.basename(info["lidar_points"]["lidar_path"]))[0]
             writer.add(frame_id, load_points(info["lidar_points"]["lidar_path"]), labelled[idx], bank[idx])
         writer.close()
+        paste = None
+        if p["ss3d_paste"] > 0:
+            counts = {n: len(v) for n, v in writer.infos.items()}
+            paste = paste_step(os.path.join(out_dir, "bank"), names, p["ss3d_paste"], counts)
         report = {"round": k, "thresholds": th.table(names), "pseudo_added": added,
                   "bank_pseudo": int(sum(len(b) for b in bank.values())), "unreliable_regions": holes,
-                  "frames": len(infos), "epochs": epochs}
+                  "frames": len(infos), "epochs": epochs, "pasted_per_class": p["ss3d_paste"]}
         atomic_write_json(os.path.join(out_dir, f"round{k}.json"), report)
         log.info("SS3D round %d/%d: %d pseudo labels added (bank %d), %d unreliable regions cut; training %d "
                  "epochs", k, rounds, added, report["bank_pseudo"], holes, epochs)
         weights = os.path.join(work_dir, f"ss3d-round{k}-start.pth")
         torch.save(runtime.plain_state_dict(model), weights)
         runtime.task_context()["progress_span"] = (k / (rounds + 1), (k + 1) / (rounds + 1))
-        runner = Runner.from_cfg(round_config(cfg, pkl, weights, os.path.join(work_dir, f"ss3d-round{k}"), epochs))
+        runner = Runner.from_cfg(round_config(cfg, pkl, weights, os.path.join(work_dir, f"ss3d-round{k}"), epochs,
+                                              paste))
         runner.train()

@@ -6,6 +6,8 @@ from typing import Any, Dict, List, Sequence
 from executor.annotations import CocoSegReader
 from executor.records import IndexEntry
 
+from ..common.simulation import iterations_for
+
 METRIC = "mIoU"
 STRATEGIES = ("random", "RSAL", "RIPU")
 
@@ -25,4 +27,4 @@ def class_metrics(evaluation: Dict[str, Any], class_names: Sequence[str]) -> Dic
 
 
 def equal_compute(iters: int, n_labelled: int, train: Dict[str, Any]) -> Dict[str, Any]:
-    return {"max_iters": iters, "interval": iters}
+    return iterations_for(iters)
