@@ -8,8 +8,9 @@ setup:
 demo: setup
 	@$(PY) -m executor demo
 
+# Two workers (a test file each): the suite is mostly single-threaded imports and subprocesses.
 test: setup
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 templates: setup
 	@$(PY) -m executor templates

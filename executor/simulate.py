@@ -305,9 +305,9 @@ def summary_table(rows: Sequence[Dict[str, Any]], metric: str, rare: Optional[st
                          if all(any(r["strategy"] == s and r["seed"] == k and r["round"] == i for r in rows)
                                 for i in sorted(by[s]))] for s in by}
     rounds = sorted({r["round"] for r in rows})
-    head = f"| strategy | AULC ({metric}) mean ± std | " + " | ".join(f"gain r{i}" for i in rounds) + \
-        (f" | {rare} images labelled (last round) |" if rare else " |")
-    lines = [head, "|" + " --- |" * (2 + len(rounds) + (1 if rare else 0))]
+    head = f"| strategy | AULC ({metric}) mean ± std | ΔAULC vs random, paired by seed | " + \
+        " | ".join(f"gain r{i}" for i in rounds) + (f" | {rare} images labelled (last round) |" if rare else " |")
+    lines = [head, "|" + " --- |" * (3 + len(rounds) + (1 if rare else 0))]
     rand = by.get(RANDOM, {})
     for s in sorted(by, key=lambda s: (s != RANDOM, s)):
         a = per_seed_aulc[s]
@@ -318,6 +318,12 @@ def summary_table(rows: Sequence[Dict[str, Any]], metric: str, rare: Optional[st
             else:
                 gains.append(f"{np.mean(by[s][i]) - np.mean(rand[i]):+.3f}")
         cell = f"{np.mean(a):.3f} ± {np.std(a):.3f}" if a else ""
+        # the same seed shares round 0 and the pool's draw: the per-seed difference is the fair spread
+        r_a, paired = per_seed_aulc.get(RANDOM, []), ""
+        if s != RANDOM and a and len(a) == len(r_a):
+            d = np.array(a) - np.array(r_a)
+            paired = f"{d.mean():+.3f} ± {d.std():.3f}"
+        cell += f" | {paired}"
         extra = ""
         if rare:
             last = [r for r in rows if r["strategy"] == s and r["round"] == max(rounds)]

@@ -68,5 +68,5 @@ def test_area_under_the_curve_and_gains_over_random():
             for s, base in (("random", 0.1), ("RSAL", 0.2)) for k in (0, 1) for i, m in
             enumerate([base, base + 0.1, base + 0.2])]
     table = summary_table(rows, "mIoU", "ring")
-    assert "| RSAL | 0.300 ± 0.000 | +0.100 | +0.100 | +0.100 |" in table
-    assert "| random | 0.200 ± 0.000 |" in table
+    assert "| RSAL | 0.300 ± 0.000 | +0.100 ± 0.000 | +0.100 | +0.100 | +0.100 |" in table
+    assert "| random | 0.200 ± 0.000 |  |" in table

@@ -60,7 +60,7 @@ say "3/5 OpenMMLab packages and the rest of the stack"
 "${PIP[@]}" "${C[@]}" mmengine mmdet mmsegmentation ftfy regex six terminaltables \
   pycocotools scikit-image scipy pandas matplotlib shapely numba scikit-learn plyfile \
   pyquaternion trimesh cachetools descartes fire tqdm parameterized \
-  PyYAML easydict tensorboard protobuf pytest pytest-timeout
+  PyYAML easydict tensorboard protobuf pytest pytest-timeout pytest-xdist
 # mmdet3d and its dataset SDKs declare heavy or conflicting deps (open3d, flake8,
 # black, plotly): install them bare, their import-time needs are listed above.
 "${PIP[@]}" "${C[@]}" --no-deps mmdet3d nuscenes-devkit lyft-dataset-sdk

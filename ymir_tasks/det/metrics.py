@@ -33,21 +33,9 @@ def tp_fp_fn(gts: Sequence[Dict], preds: Sequence[Dict], conf: float, iou_thr: f
     """Counts over images; each item: {'boxes': xyxy [N,4], 'labels': [N], 'scores': [N] (preds)}."""
     tp = fp = fn = 0
     for g, p in zip(gts, preds):
-        keep = np.asarray(p["scores"]) >= conf
-        pb, pl, ps = np.asarray(p["boxes"])[keep], np.asarray(p["labels"])[keep], np.asarray(p["scores"])[keep]
-        gb, gl = np.asarray(g["boxes"]), np.asarray(g["labels"])
-        matched = np.zeros(len(gb), bool)
-        for i in np.argsort(-ps, kind="stable"):
-            cand = np.where((gl == pl[i]) & ~matched)[0]
-            if len(cand):
-                ious = _iou(pb[i:i + 1], gb[cand])[0]
-                j = int(np.argmax(ious))
-                if ious[j] >= iou_thr:
-                    matched[cand[j]] = True
-                    tp += 1
-                    continue
-            fp += 1
-        fn += int((~matched).sum())
+        _, flags = match_flags(g, p, iou_thr, conf)
+        hits = int(flags.sum())  # each true positive matched one ground-truth box
+        tp, fp, fn = tp + hits, fp + len(flags) - hits, fn + len(g["labels"]) - hits
     return {"tp": tp, "fp": fp, "fn": fn}
 
 
