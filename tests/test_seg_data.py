@@ -12,7 +12,8 @@ from executor.annotations import CocoSegReader
 from executor.env import PathMap, load_env
 from executor.errors import ErrorCode, YmirError
 from executor.workspace import make_workspace
-from ymir_tasks.seg.data import LabelSpace, prepare
+from ymir_tasks.seg.config import class_weights, set_class_weight
+from ymir_tasks.seg.data import LabelSpace, balanced_class_weight, prepare
 
 COLOURS = {"disc": (10, 200, 30), "square": (200, 20, 120)}
 
@@ -61,6 +62,14 @@ def test_prepare_writes_label_maps_for_both_formats(tmp_path, fmt, ignore_blank)
         want = expected[Path(it["img_path"]).stem]
         assert (got == labels.to_model(want)).all()
         assert (labels.to_ymir(got) == want).all()
+    # the training pixels per model class, counted over the label maps (the same on a cached rerun)
+    counts = np.zeros(len(labels.model_classes), np.int64)
+    for it in items:
+        got = np.array(Image.open(it["seg_map_path"]))
+        counts += np.bincount(got[got < len(counts)].ravel(), minlength=len(counts))
+    assert data["train_pixels"] == counts.tolist() and min(counts) > 0
+    again = prepare(env, ["disc", "square"], ignore_blank, str(tmp_path / "out/cache"))
+    assert again["train_pixels"] == data["train_pixels"]
 
 
 def test_a_detection_annotation_is_refused_for_segmentation(tmp_path):
@@ -69,3 +78,24 @@ def test_a_detection_annotation_is_refused_for_segmentation(tmp_path):
     with pytest.raises(YmirError) as e:
         prepare(env, ["box", "disc"], False, str(tmp_path / "out/cache"))
     assert e.value.code == ErrorCode.DATASET and "not a segmentation format" in str(e.value)
+
+
+def test_class_weights_balance_a_rare_class_and_reach_every_loss():
+    # background 97 %, two common classes, one rare: median frequency / frequency, clipped
+    assert balanced_class_weight([1195000, 15000, 15000, 3000]) == [0.5, 1.0, 1.0, 5.0]
+    assert balanced_class_weight([100, 0, 1]) == [0.505, 1.0, 10.0]  # absent: 1, never a target
+    assert balanced_class_weight([0, 0]) == [1.0, 1.0]
+    classes = ["ymir_background", "disc", "square"]
+    assert class_weights("auto", [900, 50, 50], classes, "config.yaml") == [0.5, 1.0, 1.0]
+    assert class_weights("none", [900, 50, 50], classes, "config.yaml") is None
+    assert class_weights("0.2, 1, 3", [], classes, "config.yaml") == [0.2, 1.0, 3.0]
+    for bad in ("1 2", "a b c", "1 -1 1"):
+        with pytest.raises(YmirError) as e:
+            class_weights(bad, [], classes, "/in/config.yaml")
+        assert e.value.code == ErrorCode.CONFIG and "class_weight" in str(e.value) and "ymir_background" in str(e.value)
+    model = dict(decode_head=dict(loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False)),
+                 auxiliary_head=[dict(loss_decode=dict(type="CrossEntropyLoss")),
+                                 dict(loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=True))])
+    assert set_class_weight(model, [0.5, 1.0, 2.0]) == 2
+    assert model["decode_head"]["loss_decode"]["class_weight"] == [0.5, 1.0, 2.0]
+    assert "class_weight" not in model["auxiliary_head"][1]["loss_decode"]  # a sigmoid loss is left alone

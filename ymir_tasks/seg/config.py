@@ -2,14 +2,16 @@
 and the YMIR hyper-parameters."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 
 from ..common.mmconfig import apply_runtime
 from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options, parse_img_size
 
 PRESETS = ("fastscnn", "deeplabv3plus", "tiny")
+log = logging.getLogger(__name__)
 
 
 def preset_file(name: str, file: str = "config.yaml") -> Path:
@@ -27,6 +29,43 @@ def set_num_classes(node: Any, n: int) -> None:
     elif isinstance(node, list):
         for v in node:
             set_num_classes(v, n)
+
+
+def set_class_weight(node: Any, weights: List[float]) -> int:
+    """Give every softmax cross-entropy loss of the model (decode and auxiliary heads) ``weights``;
+    the number of losses set."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get("type") == "CrossEntropyLoss" and not node.get("use_sigmoid", False):
+            node["class_weight"] = list(weights)
+            return 1
+        for v in node.values():
+            count += set_class_weight(v, weights)
+    elif isinstance(node, list):
+        for v in node:
+            count += set_class_weight(v, weights)
+    return count
+
+
+def class_weights(text: str, pixels: List[int], classes: List[str], file: str) -> Optional[List[float]]:
+    """The ``class_weight`` hyper-parameter: auto (from the training pixels), none, or a list."""
+    from executor.errors import config_error
+
+    from .data import balanced_class_weight
+
+    text = str(text).strip().lower()
+    if text in ("", "none", "off", "false"):
+        return None
+    if text == "auto":
+        return balanced_class_weight(pixels)
+    try:
+        weights = [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        weights = []
+    if len(weights) != len(classes) or any(w < 0 for w in weights):
+        raise config_error(f"class_weight {text!r}: auto, none, or {len(classes)} non-negative numbers, one per "
+                           f"model class ({', '.join(classes)})", file=file, field="class_weight")
+    return weights
 
 
 def palette(n: int) -> List[List[int]]:
@@ -77,6 +116,10 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
     labels = data["labels"]
     classes = labels.model_classes
     set_num_classes(cfg.model, len(classes))
+    weights = class_weights(p["class_weight"], data.get("train_pixels") or [], classes, file)
+    if weights is not None and set_class_weight(cfg.model, weights):
+        log.info("class weights (%s): %s", p["class_weight"],
+                                         ", ".join(f"{c} {w:g}" for c, w in zip(classes, weights)))
     max_iters = p["max_iters"]
     interval = min(p["interval"], max_iters)
     samples, workers = p["samples_per_gpu"], p["workers_per_gpu"]

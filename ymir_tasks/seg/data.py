@@ -103,25 +103,45 @@ def has_blank_area(entries: Sequence[IndexEntry], masks: Callable[[IndexEntry], 
 
 
 def write_label_cache(entries: Sequence[IndexEntry], masks: Callable[[IndexEntry], np.ndarray],
-                      labels: LabelSpace, cache_dir: str, list_file: str) -> int:
-    """Write one PNG label map per image and a json data list mmseg's dataset reads."""
+                      labels: LabelSpace, cache_dir: str, list_file: str) -> np.ndarray:
+    """Write one PNG label map per image and a json data list mmseg's dataset reads; return the
+    pixels per model class over these images (ignored pixels not counted)."""
     from PIL import Image
 
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     items = []
+    n = len(labels.model_classes)
+    pixels = np.zeros(n, np.int64)
     for e in entries:
         stem = Path(e.image).stem
         label_path = os.path.join(cache_dir, f"{stem}.png")
-        if not os.path.isfile(label_path):
+        if os.path.isfile(label_path):
+            label = np.asarray(Image.open(label_path))
+        else:
+            label = labels.to_model(masks(e))
             tmp = label_path + f".{os.getpid()}.tmp.png"
-            Image.fromarray(labels.to_model(masks(e))).save(tmp)
+            Image.fromarray(label).save(tmp)
             os.replace(tmp, label_path)
+        pixels += np.bincount(label[label < n].ravel(), minlength=n)[:n]
         items.append({"img_path": e.image, "seg_map_path": label_path})
     tmp = list_file + f".{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(items, f)
     os.replace(tmp, list_file)
-    return len(items)
+    return pixels
+
+
+def balanced_class_weight(pixels: Sequence[int], low: float = 0.5, high: float = 10.0) -> List[float]:
+    """Median-frequency balancing (Eigen & Fergus): weight = median class frequency / the class's,
+    clipped to ``low`` ... ``high``; classes without a pixel get 1 (they are never a target)."""
+    px = np.asarray(pixels, float)
+    present = px > 0
+    if not present.any():
+        return [1.0] * len(px)
+    freq = px / px.sum()
+    w = np.ones(len(px))
+    w[present] = np.clip(np.median(freq[present]) / freq[present], low, high)
+    return [round(float(x), 4) for x in w]
 
 
 def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root: str,
@@ -142,10 +162,10 @@ def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root
     log.info("segmentation data: %d train, %d val images; unlabelled pixels %s → %s", len(train), len(val),
              "present" if blank else "absent",
              "background class" if labels.with_background else "ignored (255)")
-    lists = {}
+    lists, pixels = {}, {}
     for name, entries in (("train", train), ("val", val)):
         lists[name] = os.path.join(cache_root, f"{name}.json")
-        write_label_cache(entries, masks, labels,
-                          os.path.join(cache_root, "labels-bg" if labels.with_background else "labels"), lists[name])
+        pixels[name] = write_label_cache(entries, masks, labels, os.path.join(
+            cache_root, "labels-bg" if labels.with_background else "labels"), lists[name])
     return {"labels": labels, "train_list": lists["train"], "val_list": lists["val"],
-            "num_train": len(train), "num_val": len(val)}
+            "num_train": len(train), "num_val": len(val), "train_pixels": pixels["train"].tolist()}
