@@ -20,7 +20,7 @@ case $KIND in
                "RIPU+div:mining_algorithm=RIPU,diversity=1.0,balance_classes=true"); BATCH=8 ;;
   det3d) STRATS=(random qa active "active+div:mining_score=active,diversity=1.0,balance_classes=true"); BATCH=4 ;;
 esac
-# STRATS="random RSAL ..." (space-separated) runs only those
+# STRATS_OVERRIDE="random RSAL ..." (space-separated) runs only those
 [[ -n ${STRATS_OVERRIDE:-} ]] && read -ra STRATS <<< "$STRATS_OVERRIDE"
 args=()
 for s in "${STRATS[@]}"; do args+=(--strategy "$s"); done

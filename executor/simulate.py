@@ -159,7 +159,7 @@ def _train(plan: Plan, pool: Pool, labelled: Sequence[str], step: Path) -> Dict[
     stamp.write_text(fingerprint)
     done = step / "DONE.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        return dict(json.loads(done.read_text()), reused=True)
     ws = step / "train"
     in_dir = ws / "in"
     _link_inputs(pool, in_dir)
@@ -241,12 +241,11 @@ def simulate(plan: Plan) -> List[Dict[str, Any]]:
     _say(f"{plan.kind.name}: pool {len(pool.images)} images, val {sum(1 for _ in open(pool.val_index))}, "
          f"strategies {', '.join(s.name for s in plan.strategies)}, seeds {plan.seeds}, start {plan.initial} "
          f"+ {plan.budget} per round x {plan.rounds}, {plan.iters} iterations per round")
+    # the rows of this plan, rebuilt from the steps (a finished step answers from its DONE.json): a
+    # row left by another configuration (other iterations, another start set) is never reported
     rows_file = plan.out / "results.jsonl"
+    rows_file.write_text("")
     rows: Dict[Tuple[str, int, int], Dict[str, Any]] = {}
-    if rows_file.is_file():
-        for ln in rows_file.read_text().splitlines():
-            r = json.loads(ln)
-            rows[(r["strategy"], r["seed"], r["round"])] = r
     for seed in plan.seeds:
         for strategy in plan.strategies:
             labelled = _initial(pool, seed, plan.initial)
@@ -269,7 +268,8 @@ def simulate(plan: Plan) -> List[Dict[str, Any]]:
                     with open(rows_file, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
                     _say(f"{strategy.name} seed {seed} round {round_}/{plan.rounds}: {len(labelled)} labelled, "
-                         f"{pool.sim.METRIC} {got['metric']:.3f} ({time.time() - t:.0f} s)")
+                         f"{pool.sim.METRIC} {got['metric']:.3f} " +
+                         ("(done before)" if got.get("reused") else f"({time.time() - t:.0f} s)"))
                 if round_ < plan.rounds:
                     picked, secs, spent = _mine(plan, pool, strategy, seed, round_, labelled, step, train_step)
                     labelled = list(labelled) + [p for p in picked if p not in set(labelled)]

@@ -38,14 +38,18 @@ def test_the_loop_runs_resumes_after_a_kill_and_writes_its_reports(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (out / "start" / "seed0" / "DONE.json").exists()  # round 0 is shared by the strategies of a seed
+    # a row another configuration left in results.jsonl is not reported: the steps answer
+    with open(out / "results.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "seg", "strategy": "random", "seed": 0, "round": 0, "labelled": 4,
+                            "metric": 0.999, "per_class": {}, "composition": {}, "cost": 4}) + "\n")
     r = subprocess.run(_cmd(ws, out), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:]
     rows = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
     keys = [(x["strategy"], x["seed"], x["round"]) for x in rows]
-    assert sorted(keys) == sorted({(s, 0, i) for s in ("random", "RSAL") for i in range(3)})  # each once
+    assert sorted(keys) == sorted({(s, 0, i) for s in ("random", "RSAL") for i in range(3)})  # each once, none stale
     for s in ("random", "RSAL"):
         got = sorted((x for x in rows if x["strategy"] == s), key=lambda x: x["round"])
-        assert [x["labelled"] for x in got] == [4, 7, 10]
+        assert [x["labelled"] for x in got] == [4, 7, 10] and got[0]["metric"] != 0.999
         assert all(0 <= x["metric"] <= 1 and set(x["per_class"]) == {"disc", "square", "triangle"} for x in got)
     # the same start for every strategy of a seed; what each mined is what it trained on next
     mined = json.loads((out / "RSAL" / "seed0" / "round0" / "MINED.json").read_text())["picked"]
