@@ -297,8 +297,10 @@ def load_config(path: str, schema: Schema, also_known: Iterable[str] = ()) -> Ru
 
 def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int = 2,
                   export_format: Optional[str] = None, min_samples: int = 1,
-                  samples_help: str = "batch size per GPU") -> List[Param]:
-    """Knobs every image shows; the kinds add their own."""
+                  samples_help: str = "batch size per GPU", diversity: float = 0.0,
+                  balance_classes: bool = False) -> List[Param]:
+    """Knobs every image shows; the kinds add their own (and their mining order's defaults: what
+    won in ``ymir-executor simulate`` on the benchmark, README "Does mining beat random?")."""
     params = [Param("shm_size", "str", "128G", "shared memory for the container, about 32G per GPU"),
               Param("samples_per_gpu", "int", samples_per_gpu, samples_help, min=min_samples),
               Param("workers_per_gpu", "int", workers_per_gpu, "data-loading processes per GPU", min=0)]
@@ -311,9 +313,9 @@ def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int =
                             "the image, none = random, or the path of a .pth"))
     if task == "mining":
         params += [
-            Param("diversity", "float", 0.0, "order result.tsv so that every prefix is a diverse batch: weight of the "
+            Param("diversity", "float", diversity, "order result.tsv so that every prefix is a diverse batch: weight of the "
                   "distance to the lines above, over the model's pooled features (0: by score only)", min=0.0),
-            Param("balance_classes", "bool", False, "every prefix of result.tsv takes its lines from the predicted "
+            Param("balance_classes", "bool", balance_classes, "every prefix of result.tsv takes its lines from the predicted "
                   "classes in turn, so that no class fills the top"),
             Param("diverse_top", "int", 1000, "lines ordered for diversity / balance (the rest by score; 0: all)",
                   min=0)]

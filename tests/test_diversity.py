@@ -67,3 +67,13 @@ def test_unreadable_candidates_stay_last_and_scores_are_monotone(tmp_path):
     assert all(a >= b for a, b in zip(values[:-1], values[1:]))  # monotone in file order
     side = (tmp_path / "mining-scores.tsv").read_text().splitlines()
     assert [s.split("\t")[0] for s in side] == [r[0] for r in rows]  # the miner's own scores, same order
+
+
+def test_mining_order_is_the_file_order():
+    from ymir_tasks.common.diversity import mining_order
+    scores = [0.2, float("-inf"), 0.9, 0.2, 0.5]
+    # by score: ties keep the candidate order, an unreadable candidate last (as write_mining_result sorts)
+    assert mining_order(scores, None, None, {}) == [2, 4, 0, 3, 1]
+    feats = np.eye(5, dtype=np.float32)
+    got = mining_order(scores, feats, [0, 0, 0, 1, 1], {"balance_classes": True})
+    assert sorted(got) == list(range(5)) and got[0] == 2 and got[1] in (3, 4)  # the other class second

@@ -82,18 +82,33 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
     return np.concatenate([head, np.asarray(rest, dtype=np.int64)]).astype(np.int64)
 
 
+def mining_order(scores: Sequence[float], feats: Optional[np.ndarray], classes: Optional[Sequence[int]],
+                 p: Dict) -> List[int]:
+    """The candidates' order in ``result.tsv``: diverse / balanced when the task asks for it, else
+    by score (ties in candidate order, non-finite scores last), as ``write_mining_result`` sorts."""
+    arr = np.asarray(scores, np.float64)
+    if not wants_order(p):
+        key = np.where(np.isfinite(arr), -arr, np.inf)
+        return [int(i) for i in np.lexsort((np.arange(len(arr)), key))]
+    return [int(i) for i in diverse_order(arr, feats, None if classes is None else np.asarray(classes),
+                                          top=int(p.get("diverse_top", 0)),
+                                          diversity=float(p.get("diversity", 0.0) or 0.0),
+                                          balance=bool(p.get("balance_classes", False)))]
+
+
 def write_ordered_mining_result(env, paths: Sequence[str], scores: Sequence[float],
-                                feats: Optional[np.ndarray], classes: Optional[Sequence[int]], p: Dict) -> int:
-    """``result.tsv`` in the diverse / balanced order when the task asks for it, else by score."""
+                                feats: Optional[np.ndarray], classes: Optional[Sequence[int]], p: Dict,
+                                order: Optional[Sequence[int]] = None) -> int:
+    """``result.tsv`` in the diverse / balanced order when the task asks for it, else by score;
+    ``order``: the one ``mining_order`` gave, when the caller needs it too."""
     from executor.results import write_mining_result
 
     diversity, balance = float(p.get("diversity", 0.0) or 0.0), bool(p.get("balance_classes", False))
-    if diversity <= 0 and not balance:
+    if not wants_order(p):
         return write_mining_result(env, zip(paths, scores))
     t = time.time()
     arr = np.asarray(scores, np.float64)
-    order = diverse_order(arr, feats, None if classes is None else np.asarray(classes), top=int(p.get("diverse_top", 0)),
-                          diversity=diversity, balance=balance)
+    order = list(order) if order is not None else mining_order(arr, feats, classes, p)
     n = len(order)
     # rank scores: monotone in file order; unreadable candidates keep the lowest score
     ranked = [(paths[i], (1.0 - pos / max(n, 1)) if np.isfinite(arr[i]) else -np.inf) for pos, i in enumerate(order)]

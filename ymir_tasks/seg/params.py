@@ -36,7 +36,8 @@ INFER = Schema("seg", "infer", common_params("infer") + [
     Param("fp16", "bool", False, "half-precision forward pass (GPU only)"),
 ])
 
-MINING = Schema("seg", "mining", common_params("mining") + [
+# diverse and balanced by default: plain RSAL never picked the rare class in the benchmark loop
+MINING = Schema("seg", "mining", common_params("mining", diversity=1.0, balance_classes=True) + [
     Param("mining_algorithm", "str", "RSAL", "mining algorithm", choices=("RSAL", "RIPU")),
     Param("superpixel_algorithm", "str", "slico", "superpixel algorithm",
           choices=("slico", "slic", "mslic", "seeds")),

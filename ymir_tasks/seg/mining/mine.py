@@ -29,7 +29,7 @@ from executor.results import UNREADABLE_SCORE
 
 from ...common import runtime
 from ...common.candidates import BrokenCandidates, candidate_batches
-from ...common.diversity import (FeatureTap, load_features, save_features, tap_module, wants_order,
+from ...common.diversity import (FeatureTap, load_features, mining_order, save_features, tap_module, wants_order,
                                  write_ordered_mining_result)
 from ..infer import find_model, load_model
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
@@ -170,8 +170,9 @@ def mine(ctx, launcher) -> None:
         else:
             scores, selected = _ripu_image_scores(shards, len(cands))
         feat_mat, cls_arr = load_features(tmp, world, len(cands)) if ordered else (None, None)
-        write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p)
-        _write_masks(ctx, cands, scores, selected, algorithm, p, tmp)
+        order = mining_order(scores, feat_mat, cls_arr, p)
+        write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p, order)
+        _write_masks(ctx, cands, order, selected, algorithm, p, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))
     if launcher:
@@ -234,7 +235,9 @@ def _ripu_image_scores(shards: Sequence[str], n: int):
     return image_scores, selected
 
 
-def _write_masks(ctx, cands, scores, selected, algorithm: str, p: Dict, tmp: str) -> None:
+def _write_masks(ctx, cands, order: List[int], selected, algorithm: str, p: Dict, tmp: str) -> None:
+    """The regions to label of the first ``max_kept_mining_image`` images of result.tsv (its
+    order: what the platform takes)."""
     import cv2
 
     kept = p["max_kept_mining_image"]
@@ -242,7 +245,7 @@ def _write_masks(ctx, cands, scores, selected, algorithm: str, p: Dict, tmp: str
         return
     masks_dir = os.path.join(ctx.env.output.root_dir, "masks")
     os.makedirs(masks_dir, exist_ok=True)
-    order = [i for i in sorted(range(len(cands)), key=lambda i: (-scores[i], i))[:kept] if i in selected]
+    order = [i for i in order[:kept] if i in selected]
     r = p["ripu_region_radius"]
     for i in order:
         if algorithm == "RSAL":
