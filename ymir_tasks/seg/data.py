@@ -103,7 +103,7 @@ def has_blank_area(entries: Sequence[IndexEntry], masks: Callable[[IndexEntry], 
 
 
 def write_label_cache(entries: Sequence[IndexEntry], masks: Callable[[IndexEntry], np.ndarray],
-                      labels: LabelSpace, cache_dir: str, list_file: str) -> np.ndarray:
+                      labels: LabelSpace, cache_dir: str, list_file: str, count: bool = True) -> np.ndarray:
     """Write one PNG label map per image and a json data list mmseg's dataset reads; return the
     pixels per model class over these images (ignored pixels not counted)."""
     from PIL import Image
@@ -115,14 +115,17 @@ def write_label_cache(entries: Sequence[IndexEntry], masks: Callable[[IndexEntry
     for e in entries:
         stem = Path(e.image).stem
         label_path = os.path.join(cache_dir, f"{stem}.png")
+        label = None
         if os.path.isfile(label_path):
-            label = np.asarray(Image.open(label_path))
+            if count:  # a cached map is read again only to be counted
+                label = np.asarray(Image.open(label_path))
         else:
             label = labels.to_model(masks(e))
             tmp = label_path + f".{os.getpid()}.tmp.png"
             Image.fromarray(label).save(tmp)
             os.replace(tmp, label_path)
-        pixels += np.bincount(label[label < n].ravel(), minlength=n)[:n]
+        if count and label is not None:
+            pixels += np.bincount(label[label < n].ravel(), minlength=n)[:n]
         items.append({"img_path": e.image, "seg_map_path": label_path})
     tmp = list_file + f".{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -145,7 +148,7 @@ def balanced_class_weight(pixels: Sequence[int], low: float = 0.5, high: float =
 
 
 def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root: str,
-            workers: int = 0) -> Dict[str, object]:
+            workers: int = 0, count_pixels: bool = True) -> Dict[str, object]:
     """Read train/val index files, decide the label space, write the label cache."""
     pm: PathMap = env.path_map
     train = read_index(env.input.training_index_file, path_map=pm)
@@ -166,6 +169,6 @@ def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root
     for name, entries in (("train", train), ("val", val)):
         lists[name] = os.path.join(cache_root, f"{name}.json")
         pixels[name] = write_label_cache(entries, masks, labels, os.path.join(
-            cache_root, "labels-bg" if labels.with_background else "labels"), lists[name])
+            cache_root, "labels-bg" if labels.with_background else "labels"), lists[name], count_pixels and name == "train")
     return {"labels": labels, "train_list": lists["train"], "val_list": lists["val"],
             "num_train": len(train), "num_val": len(val), "train_pixels": pixels["train"].tolist()}

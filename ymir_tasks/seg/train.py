@@ -33,7 +33,8 @@ def train(ctx, launcher) -> None:
 
     work_dir, cache = run_dirs(ctx, "seg")
     if runtime.is_main_process():
-        data = prepare(ctx.env, ctx.class_names, ctx.cfg["ignore_blank_area"], cache, ctx.cfg["workers_per_gpu"])
+        data = prepare(ctx.env, ctx.class_names, ctx.cfg["ignore_blank_area"], cache, ctx.cfg["workers_per_gpu"],
+                       count_pixels=str(ctx.cfg["class_weight"]).strip().lower() == "auto")
         with open(os.path.join(cache, "labels.json"), "w", encoding="utf-8") as f:
             json.dump({"with_background": data["labels"].with_background}, f)
     barrier(launcher)  # rank 0 wrote the label cache
