@@ -97,5 +97,23 @@ def test_class_weights_balance_a_rare_class_and_reach_every_loss():
                  auxiliary_head=[dict(loss_decode=dict(type="CrossEntropyLoss")),
                                  dict(loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=True))])
     assert set_class_weight(model, [0.5, 1.0, 2.0]) == 2
-    assert model["decode_head"]["loss_decode"]["class_weight"] == [0.5, 1.0, 2.0]
+    assert model["decode_head"]["loss_decode"] == dict(type="YmirCrossEntropyLoss", use_sigmoid=False,
+                                                      class_weight=[0.5, 1.0, 2.0])
     assert "class_weight" not in model["auxiliary_head"][1]["loss_decode"]  # a sigmoid loss is left alone
+
+
+def test_weighted_loss_ignores_255_and_is_pytorchs_weighted_mean():
+    # mmseg's weighted mean looks up a weight for every label, 255 too, and raises IndexError
+    import torch
+    import torch.nn.functional as F
+
+    from ymir_tasks.seg.mm import YmirCrossEntropyLoss
+
+    torch.manual_seed(0)
+    logits, label = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    label[0, :3] = 255  # padding / ignore_blank_area
+    weights = [0.5, 1.0, 10.0]
+    loss = YmirCrossEntropyLoss(class_weight=weights, avg_non_ignore=True)(logits, label, ignore_index=255)
+    expected = F.cross_entropy(logits, label, weight=torch.tensor(weights), ignore_index=255)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert YmirCrossEntropyLoss(class_weight=weights)(logits, torch.full_like(label, 255), ignore_index=255).item() == 0

@@ -41,6 +41,7 @@ def test_training_reaches_miou_and_passes_verify(trained):
     rec = parse_monitor((ws / "out" / "monitor.txt").read_text())
     assert rec["percent"] == 1.0 and rec["state"] == 2
     assert log.count("evaluation at iteration") == 3
+    assert "class weights (auto): ymir_background 0.5, disc " in log  # the rare-class default, median-frequency
 
 
 def test_stages_are_self_sufficient(trained):
@@ -54,7 +55,8 @@ def test_stages_are_self_sufficient(trained):
     assert meta["img_size"] == [128, 96]
     assert "YmirSegDataset" in (stage / "seg_config.yaml").read_text()
     saved = read_config_data(str(stage / "seg_config.yaml"))
-    assert "class_weight" not in saved["model"]["decode_head"]["loss_decode"]  # off by default
+    loss = saved["model"]["decode_head"]["loss_decode"]
+    assert loss["type"] == "YmirCrossEntropyLoss" and len(loss["class_weight"]) == 3
     table = json.loads((ws / "out" / "models" / "attachments" / "best" / "evaluation.json").read_text())
     assert set(table["IoU"]) == {"ymir_background", "disc", "square"}
     assert table["mIoU"] == pytest.approx(result(ws)["model_stages"]["best"]["mIoU"])

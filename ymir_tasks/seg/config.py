@@ -32,11 +32,12 @@ def set_num_classes(node: Any, n: int) -> None:
 
 
 def set_class_weight(node: Any, weights: List[float]) -> int:
-    """Give every softmax cross-entropy loss of the model (decode and auxiliary heads) ``weights``;
-    the number of losses set."""
+    """Give every softmax cross-entropy loss of the model (decode and auxiliary heads) ``weights``
+    (as :class:`~ymir_tasks.seg.mm.YmirCrossEntropyLoss`, which ignores 255); the number set."""
     count = 0
     if isinstance(node, dict):
-        if node.get("type") == "CrossEntropyLoss" and not node.get("use_sigmoid", False):
+        if node.get("type") in ("CrossEntropyLoss", "YmirCrossEntropyLoss") and not node.get("use_sigmoid", False):
+            node["type"] = "YmirCrossEntropyLoss"
             node["class_weight"] = list(weights)
             return 1
         for v in node.values():
@@ -57,6 +58,8 @@ def class_weights(text: str, pixels: List[int], classes: List[str], file: str) -
     if text in ("", "none", "off", "false"):
         return None
     if text == "auto":
+        if len(pixels) != len(classes):  # prepare(count_pixels=True) counts them
+            raise RuntimeError(f"class_weight auto: {len(pixels)} pixel counts for {len(classes)} classes")
         return balanced_class_weight(pixels)
     try:
         weights = [float(x) for x in text.replace(",", " ").split()]
@@ -116,7 +119,7 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
     labels = data["labels"]
     classes = labels.model_classes
     set_num_classes(cfg.model, len(classes))
-    weights = class_weights(p["class_weight"], data.get("train_pixels") or [], classes, file)
+    weights = class_weights(p["class_weight"], data["train_pixels"], classes, file)
     if weights is not None and set_class_weight(cfg.model, weights):
         log.info("class weights (%s): %s", p["class_weight"],
                                          ", ".join(f"{c} {w:g}" for c, w in zip(classes, weights)))

@@ -1,6 +1,7 @@
 """What the segmentation image registers in mmsegmentation's registries: the
-YMIR dataset (a json data list written by :mod:`ymir_tasks.seg.data`) and an
-IoU metric that also reports per-class IoU as fractions."""
+YMIR dataset (a json data list written by :mod:`ymir_tasks.seg.data`), an
+IoU metric that also reports per-class IoU as fractions, and a class-weighted
+cross-entropy that survives ignored pixels."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,11 @@ from collections import OrderedDict
 from typing import Dict, List, Sequence
 
 import numpy as np
+import torch
 from mmseg.datasets import BaseSegDataset
 from mmseg.evaluation import IoUMetric
-from mmseg.registry import DATASETS, METRICS
+from mmseg.models.losses import CrossEntropyLoss
+from mmseg.registry import DATASETS, METRICS, MODELS
 
 from ..common import loading  # noqa: F401  (YmirLoadImage, the pipelines' loading step)
 
@@ -26,6 +29,30 @@ class YmirSegDataset(BaseSegDataset):
             items = json.load(f)
         return [dict(img_path=it["img_path"], seg_map_path=it["seg_map_path"], label_map=self.label_map,
                      reduce_zero_label=False, seg_fields=[]) for it in items]
+
+
+@MODELS.register_module()
+class YmirCrossEntropyLoss(CrossEntropyLoss):
+    """mmseg's softmax cross-entropy with ``class_weight``, averaged over the labelled pixels.
+
+    mmseg's own weighted mean looks each pixel's weight up by its label, ignored ones too, and
+    fails on 255 (padding, ``ignore_blank_area``); here ignored pixels weigh 0, which is
+    PyTorch's weighted mean."""
+
+    def forward(self, cls_score, label, weight=None, avg_factor=None, reduction_override=None,
+                ignore_index=-100, **kwargs):
+        reduction = reduction_override or self.reduction
+        if self.class_weight is not None and avg_factor is None and reduction == "mean" \
+                and not self.use_sigmoid and not self.use_mask:
+            cw = cls_score.new_tensor(self.class_weight)
+            valid = label != ignore_index
+            pixel_w = cw[label.clamp(0, len(cw) - 1)] * valid
+            if weight is not None:
+                pixel_w = pixel_w * weight.float()
+            # the mean of an all-ignored batch is 0, not 0 / 0
+            avg_factor = pixel_w.sum().clamp(min=torch.finfo(pixel_w.dtype).eps)
+        return super().forward(cls_score, label, weight, avg_factor=avg_factor,
+                               reduction_override=reduction_override, ignore_index=ignore_index, **kwargs)
 
 
 @METRICS.register_module()

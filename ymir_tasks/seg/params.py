@@ -21,7 +21,7 @@ TRAINING = Schema("seg", "training", common_params(
     Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one"),
     Param("ignore_blank_area", "bool", False,
           "ignore unlabelled pixels (255) instead of learning them as a background class"),
-    Param("class_weight", "str", "none",
+    Param("class_weight", "str", "auto",
           "cross-entropy weight per class: auto (median-frequency balancing over the training pixels, "
           "clipped to 0.5 ... 10, so a rare class is learnt), none, or one number per model class "
           "(background first when there is one)"),

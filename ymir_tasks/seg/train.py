@@ -36,13 +36,15 @@ def train(ctx, launcher) -> None:
         data = prepare(ctx.env, ctx.class_names, ctx.cfg["ignore_blank_area"], cache, ctx.cfg["workers_per_gpu"],
                        count_pixels=str(ctx.cfg["class_weight"]).strip().lower() == "auto")
         with open(os.path.join(cache, "labels.json"), "w", encoding="utf-8") as f:
-            json.dump({"with_background": data["labels"].with_background}, f)
+            # every rank builds the same model: the same label space and class weights
+            json.dump({"with_background": data["labels"].with_background, "train_pixels": data["train_pixels"]}, f)
     barrier(launcher)  # rank 0 wrote the label cache
     if not runtime.is_main_process():
         with open(os.path.join(cache, "labels.json"), encoding="utf-8") as f:
-            wb = json.load(f)["with_background"]
-        data = {"labels": LabelSpace(ctx.class_names, wb), "train_list": os.path.join(cache, "train.json"),
-                "val_list": os.path.join(cache, "val.json")}
+            shared = json.load(f)
+        data = {"labels": LabelSpace(ctx.class_names, shared["with_background"]),
+                "train_list": os.path.join(cache, "train.json"), "val_list": os.path.join(cache, "val.json"),
+                "train_pixels": shared["train_pixels"]}
     from .config import build_train_config
 
     use_cuda = runtime.cuda_available()
