@@ -33,7 +33,8 @@ def main() -> None:
     from PIL import Image
 
     from ymir_tasks.common.runtime import device
-    from ymir_tasks.seg.config import preset_file, set_num_classes, test_pipeline
+    from ymir_tasks.common.mmconfig import set_num_classes
+    from ymir_tasks.seg.config import preset_file, test_pipeline
     from ymir_tasks.seg.infer import predict_batches
 
     rng = np.random.RandomState(0)

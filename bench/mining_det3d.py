@@ -14,9 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from executor.scenes3d import CLASSES, make_scenes  # noqa: E402
+from ymir_tasks.det3d.scenes import CLASSES, make_scenes  # noqa: E402
 from ymir_tasks.det3d.bank import BankEvaluator, MiningParams, spearman  # noqa: E402
-from ymir_tasks.det3d.mining import Frame, mine_in_memory  # noqa: E402
+from ymir_tasks.det3d.bank import Frame  # noqa: E402
+from ymir_tasks.det3d.mining import mine_in_memory  # noqa: E402
 from ymir_tasks.det3d.simulate import SimulatedDetector  # noqa: E402
 
 

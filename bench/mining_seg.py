@@ -58,7 +58,8 @@ def per_image(sizes, k: int) -> None:
     from PIL import Image
 
     from executor.images import load_image
-    from ymir_tasks.seg.config import preset_file, set_num_classes, test_pipeline
+    from ymir_tasks.common.mmconfig import set_num_classes
+    from ymir_tasks.seg.config import preset_file, test_pipeline
     from ymir_tasks.seg.mining.mine import _forward
     from ymir_tasks.seg.mining.scoring import (pixel_uncertainty, probabilities, region_scores, ripu_pick,
                                                ripu_score_map)

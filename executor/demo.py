@@ -19,8 +19,7 @@ from .annotations import CocoSegReader, detect_annotation_format, read_ark
 from .env import PathMap, load_env
 from .images import image_size
 from .index import iter_candidates, read_index
-from .pointcloud import load_points, read_boxes3d
-from .registry import DET3D_OBJECT_TYPE, TaskKind, all_kinds
+from .registry import TaskKind, all_kinds, kind_for_object_type
 from .runner import run
 from .verify import verify_output
 from .workspace import make_workspace
@@ -33,8 +32,9 @@ def check_inputs(ws: Path) -> Dict[str, int]:
     with open(env.input.config_file, "r", encoding="utf-8") as f:
         config = yaml.safe_load(f)
     class_names = config["class_names"]
-    if config.get("object_type") == DET3D_OBJECT_TYPE:
-        return _check_inputs_3d(env, pm, class_names)
+    read_back = kind_for_object_type(config.get("object_type", 2)).hook("read_back")
+    if read_back is not None:  # a kind with assets of its own (point clouds)
+        return read_back(env, pm, class_names)
     found = {"images": 0, "objects": 0}
     for index in (env.input.training_index_file, env.input.val_index_file):
         if not index:
@@ -52,20 +52,6 @@ def check_inputs(ws: Path) -> Dict[str, int]:
     if env.input.candidate_index_file:
         for entry in iter_candidates(env.input.candidate_index_file, path_map=pm):
             image_size(entry.image)
-            found["images"] += 1
-    return found
-
-
-def _check_inputs_3d(env, pm: PathMap, class_names: List[str]) -> Dict[str, int]:
-    found = {"images": 0, "objects": 0}
-    for index in (env.input.training_index_file, env.input.val_index_file):
-        for entry in (read_index(index, path_map=pm) if index else []):
-            load_points(entry.image)
-            found["images"] += 1
-            found["objects"] += len(read_boxes3d(entry.annotation, class_names))
-    if env.input.candidate_index_file:
-        for entry in iter_candidates(env.input.candidate_index_file, path_map=pm):
-            load_points(entry.image)
             found["images"] += 1
     return found
 
@@ -91,11 +77,6 @@ def _handoff_model(train_out: Path, mine_ws: Path) -> List[str]:
     cfg["model_params_path"] = [f"/in/models/{best}/{name}" for name in files]
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return files
-
-
-def best_classes(ws: Path) -> List[str]:
-    with open(ws / "in" / "config.yaml", encoding="utf-8") as f:
-        return list(yaml.safe_load(f)["class_names"])
 
 
 def demo_kind(kind: TaskKind, root: Path) -> Dict[str, str]:
@@ -128,33 +109,13 @@ def demo_kind(kind: TaskKind, root: Path) -> Dict[str, str]:
     row[label] = f"exit {rc}, verify {'OK' if not problems else f'{len(problems)} problem(s)'}"
     for p in problems:
         print(f"  {p}")
-    if rc == 0 and kind.name == "seg":
-        from .seg_eval import mask_iou
-
+    if rc == 0:
         with open(train_ws / "out" / "models" / "result.yaml", encoding="utf-8") as f:
-            best = yaml.safe_load(f)
-        stage = best["model_stages"][best["best_stage_name"]]
-        row["val mIoU"] = f"{stage['mIoU']:.3f}"
-        miou, _ = mask_iou(str(mine_ws / "out" / "infer-result.json"),
-                           str(mine_ws / "ground-truth" / "annotations" / "coco-annotations.json"),
-                           best_classes(train_ws))
-        row["infer IoU vs ground truth"] = f"{miou:.3f}"
-    if rc == 0 and kind.name == "det":
-        with open(train_ws / "out" / "models" / "result.yaml", encoding="utf-8") as f:
-            best = yaml.safe_load(f)
-        stage = best["model_stages"][best["best_stage_name"]]
-        row["val mAP@0.5"] = f"{stage['mAP']:.3f}"
-    if rc == 0 and kind.name == "det3d":
-        import json
-
-        with open(train_ws / "out" / "models" / "result.yaml", encoding="utf-8") as f:
-            best = yaml.safe_load(f)
-        row["val mAP (3D)"] = f"{best['model_stages'][best['best_stage_name']]['mAP']:.3f}"
-        report = json.loads((mine_ws / "out" / "bank" / "mining-report.json").read_text())
-        allrow = [r for r in report.get("bank", []) if r["class"] == "all"]
-        if allrow:
-            row["bank"] = (f"{allrow[0]['pseudo']} pseudo labels, recall@0.5 {allrow[0]['recall@0.5']:.2f}, "
-                           f"precision@0.5 {allrow[0]['precision@0.5']:.2f}")
+            result = yaml.safe_load(f)
+        row[f"val {kind.main_metric}"] = f"{result['model_stages'][result['best_stage_name']][kind.main_metric]:.3f}"
+        summary = kind.hook("demo_summary")
+        if summary is not None:  # the kind's own figures of the round (against ground truth, the bank)
+            row.update(summary(train_ws, mine_ws))
     row["result"] = "OK" if rc == 0 and not problems else f"{label} failed"
     row["time"] = f"{time.time() - t0:.0f} s"
     return row

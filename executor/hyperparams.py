@@ -329,5 +329,22 @@ def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int =
     return params
 
 
+def run_knobs(metric: str, fp16: bool = True) -> List[Param]:
+    """Training knobs of every kind: early stopping on the stage ``metric``, mixed precision (where
+    the kind supports it) and resume."""
+    params = [Param("early_stop_patience", "int", 0,
+                    f"stop when {metric} has not improved for this many evaluations (0: never)", min=0)]
+    if fp16:
+        params.append(Param("fp16", "bool", False, "mixed-precision training (GPU only; ignored on CPU)"))
+    return params + [Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one")]
+
+
+def override_knobs() -> List[Param]:
+    """The last knobs of every training template: mmengine config and command-line overrides."""
+    return [Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
+            Param("args_options", "str", "",
+                  "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ...")]
+
+
 def schemas_table(schemas: Iterable[Schema]) -> str:
     return "\n".join(f"#### {s.kind} · {s.task}\n\n{s.markdown_table()}" for s in schemas)

@@ -1,8 +1,10 @@
-"""Task kinds (det, seg, det3d) register here; the dispatcher only looks them up.
+"""Task kinds register here; the contract layer only looks them up and names none.
 
-A kind declares its object type, its hyper-parameter schemas and the module
-that holds ``train(ctx)``, ``infer(ctx)`` and ``mine(ctx)``. That module is
-imported only when a task runs, so the CLI starts without torch.
+A kind is one folder under ``ymir_tasks/``. It declares what the contract layer needs to know:
+its object type, hyper-parameter schemas, main metric, the module that holds ``train(ctx)``,
+``infer(ctx)`` and ``mine(ctx)`` (imported only when a task runs, so the CLI starts without
+torch), its sample workspace, and, for an object type YMIR does not define, how its
+infer-result is checked.
 """
 from __future__ import annotations
 
@@ -13,20 +15,25 @@ from typing import Callable, Dict, List, Optional
 from .errors import ErrorCode, YmirError
 from .hyperparams import Schema
 
-# object_type of the 3D image: YMIR defines none for point clouds, so a value it does not use.
-DET3D_OBJECT_TYPE = 100
-OBJECT_TYPE_NAMES = {2: "detection", 3: "semantic segmentation", 4: "instance segmentation",
-                     50: "multi-modal", DET3D_OBJECT_TYPE: "LiDAR 3D detection (ymir-executor extension)"}
+# The object types YMIR defines (its ``ObjectType``); a kind may bring one of its own.
+YMIR_OBJECT_TYPES = {2: "detection", 3: "semantic segmentation", 4: "instance segmentation", 50: "multi-modal"}
 
 
 @dataclass
 class TaskKind:
-    name: str  # 'det' | 'seg' | 'det3d'
+    name: str  # the folder under ymir_tasks/ and under docker/
     object_type: int
     description: str
     schemas: Dict[str, Schema]  # 'training' | 'mining' | 'infer' -> Schema
     entry: Optional[str] = None  # module with train/infer/mine; None: not implemented in this build
     export_format: str = ""
+    main_metric: str = "mAP"  # the stage metric that makes a stage "best" (result.yaml, verify)
+    # module of the sample workspace: make_workspace(directory, kind, task, **counts), and optional
+    # read_back(env, path_map, class_names) -> counts, demo_summary(train_ws, mine_ws) -> table cells
+    workspace: Optional[str] = None
+    # "module:function(env, class_names, report)" checking infer-result for an object type YMIR does
+    # not define; None: YMIR's rules for the type (detection for 2, COCO masks for 3 and 4)
+    infer_check: Optional[str] = None
     # config.yaml overrides per task for the demo and CPU tests (a tiny preset, few iterations).
     demo_overrides: Dict[str, Dict[str, object]] = field(default_factory=dict)
     # module with what `ymir-executor simulate` needs of the kind (metric, classes per image,
@@ -54,6 +61,18 @@ class TaskKind:
         if fn is None:
             raise YmirError(ErrorCode.OBJECT_TYPE, f"task kind '{self.name}' does not support {task}")
         return fn
+
+    def hook(self, name: str) -> Optional[Callable]:
+        """A function of the kind's workspace module, or None when it has none."""
+        if self.workspace is None:
+            return None
+        return getattr(importlib.import_module(self.workspace), name, None)
+
+
+def resolve(ref: str) -> Callable:
+    """``module:function`` -> the function."""
+    module, _, fn = ref.partition(":")
+    return getattr(importlib.import_module(module), fn)
 
 
 _KINDS: Dict[str, TaskKind] = {}
@@ -93,6 +112,6 @@ def kind_for_object_type(object_type: int) -> TaskKind:
     for kind in _KINDS.values():
         if kind.object_type == object_type:
             return kind
-    label = OBJECT_TYPE_NAMES.get(object_type, "unknown")
+    label = YMIR_OBJECT_TYPES.get(object_type, "unknown")
     raise YmirError(ErrorCode.OBJECT_TYPE, f"object_type {object_type} ({label}) is not supported by this image",
                     field="object_type")

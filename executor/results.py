@@ -1,5 +1,5 @@
 """Result writers: ``result.yaml`` stages, ``infer-result.json`` (detection and
-COCO segmentation) and ``result.tsv``. Every write goes through a temporary
+COCO segmentation; a kind with an output of its own builds on :class:`KeyedInferStream`) and ``result.tsv``. Every write goes through a temporary
 file and a rename, so a crash never leaves a half-written result.
 
 Names follow the YMIR SDK (``write_model_stage``, ``write_mining_result``) so
@@ -231,7 +231,7 @@ class _StreamingJson:
             os.unlink(self.tmp)
 
 
-class _KeyedInferStream:
+class KeyedInferStream:
     """A streamed ``{..., "<key>": {basename: entry}}`` document; ``close(candidates)`` adds every
     candidate that got no entry, so the key set always equals the candidates."""
 
@@ -261,7 +261,7 @@ class _KeyedInferStream:
         self.out.abort()
 
 
-class DetectionInferWriter(_KeyedInferStream):
+class DetectionInferWriter(KeyedInferStream):
     """Streams ``infer-result.json`` for detection (contract §5.4).
 
     Keys are candidate basenames; boxes are integers x, y, w, h; ``boxes`` for
@@ -286,31 +286,6 @@ class DetectionInferWriter(_KeyedInferStream):
                           "class_name": self.class_names[int(cls)],
                           "score": float(min(max(score, 0.0), 1.0))})
         self._entry(image_path, {self.list_key: items})
-
-
-class Detection3DInferWriter(_KeyedInferStream):
-    """Streams ``infer-result.json`` for LiDAR 3D detection (this project's extension, the analogue
-    of §5.4): ``{"box3d_format": ..., "detection3d": {basename: {"boxes": [{"box3d": {x, y, z, dx,
-    dy, dz, yaw}, "class_name", "score"}]}}}``, metres and radians, LiDAR frame, bottom centre.
-    Every candidate is present, with an empty list when nothing was detected."""
-
-    FORMAT = "LiDAR frame, bottom centre x y z, sizes dx dy dz, yaw about z counter-clockwise from +x"
-
-    def __init__(self, env: Env, class_names: Sequence[str]) -> None:
-        self.class_names = list(class_names)
-        super().__init__(env.output.infer_result_file, '{"box3d_format": ' + json.dumps(self.FORMAT) +
-                         ', "detection3d": {')
-
-    def add(self, path: str, boxes: Iterable[Tuple[int, float, Sequence[float]]]) -> None:
-        """``boxes``: (class_id, score, [x, y, z, dx, dy, dz, yaw])."""
-        items = []
-        for cls, score, box in boxes:
-            vals = [float(v) for v in box[:7]]
-            if not all(math.isfinite(v) for v in vals) or min(vals[3:6]) <= 0:
-                continue
-            items.append({"box3d": {k: round(v, 4) for k, v in zip(("x", "y", "z", "dx", "dy", "dz", "yaw"), vals)},
-                          "class_name": self.class_names[int(cls)], "score": float(min(max(score, 0.0), 1.0))})
-        self._entry(path, {"boxes": items})
 
 
 class SegmentationInferWriter:

@@ -36,7 +36,7 @@ import yaml
 from .env import PathMap, load_env
 from .index import read_index
 from .registry import TaskKind, get_kind
-from .workspace import _write_env_config
+from .workspace import write_env_config
 
 RANDOM = "random"
 
@@ -165,7 +165,7 @@ def _train(plan: Plan, pool: Pool, labelled: Sequence[str], step: Path) -> Dict[
     _link_inputs(pool, in_dir)
     (in_dir / "train-index.tsv").write_text(index)
     shutil.copyfile(pool.val_index, in_dir / "val-index.tsv")
-    _write_env_config(in_dir, plan.kind, "train", pool.class_names, "1.1.0", cfg)
+    write_env_config(in_dir, plan.kind, "train", pool.class_names, "1.1.0", cfg)
     (ws / "out").mkdir(exist_ok=True)  # kept across a kill: the executor resumes from its checkpoint
     t = time.time()
     rc = _run(ws, step / "train.log")
@@ -175,7 +175,8 @@ def _train(plan: Plan, pool: Pool, labelled: Sequence[str], step: Path) -> Dict[
     best = result["model_stages"][result["best_stage_name"]]
     evaluation = json.loads((ws / "out" / "models" / "attachments" / result["best_stage_name"] /
                              "evaluation.json").read_text())
-    row = {"metric": float(best[pool.sim.METRIC]),
+    # the loop's metric: the stage's, or one the kind reads from the evaluation attachment
+    row = {"metric": float(evaluation[pool.sim.METRIC] if pool.sim.METRIC in evaluation else best[pool.sim.METRIC]),
            "per_class": pool.sim.class_metrics(evaluation, pool.class_names),
            "train_seconds": round(time.time() - t, 1)}
     done.write_text(json.dumps(row))
@@ -212,7 +213,7 @@ def _mine(plan: Plan, pool: Pool, strategy: Strategy, seed: int, round_: int, la
         cfg = {"class_names": pool.class_names, "seed": seed}
         cfg.update(plan.mine)
         cfg.update(strategy.overrides)
-        _write_env_config(in_dir, plan.kind, "mine", pool.class_names, "1.1.0", cfg)
+        write_env_config(in_dir, plan.kind, "mine", pool.class_names, "1.1.0", cfg)
         env = yaml.safe_load((in_dir / "env.yaml").read_text())
         env["run_infer"] = pre_annotate
         (in_dir / "env.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
@@ -227,8 +228,8 @@ def _mine(plan: Plan, pool: Pool, strategy: Strategy, seed: int, round_: int, la
         lines = (ws / "out" / "result.tsv").read_text().splitlines()
         picked = [ln.split("\t")[0] for ln in lines[:n]]
         if pre_annotate:
-            predictions = {k: v.get("boxes", []) for k, v in
-                           json.loads((ws / "out" / "infer-result.json").read_text())["detection"].items()}
+            # the kind reads its pre-annotations out of the infer-result of mining with prediction
+            predictions = pool.sim.pre_annotations(json.loads((ws / "out" / "infer-result.json").read_text()))
     seconds = round(time.time() - t, 1)
     cost = pool.cost([e for e in pool.entries if e.raw_image in set(picked)], predictions)
     done.write_text(json.dumps({"picked": picked, "seconds": seconds, "cost": cost, "inputs": fingerprint}))

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import posixpath
-import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -24,15 +23,15 @@ import yaml
 from .env import Env, InputPaths, OutputPaths, PathMap, load_env
 from .errors import YmirError
 from .index import iter_candidates
-from .registry import DET3D_OBJECT_TYPE
+from .registry import YMIR_OBJECT_TYPES, all_kinds, resolve
+from .results import COUNT_KEYS as COUNT_FIELDS
+from .results import METRIC_KEYS as METRIC_FIELDS
+from .results import valid_stage_name
 
 TASKS = ("training", "mining", "infer")
-MAIN_METRIC = {2: "mAP", 3: "mIoU", 4: "maskAP", DET3D_OBJECT_TYPE: "mAP"}
-
-METRIC_FIELDS = ("mAP", "mAR", "mIoU", "mAcc", "maskAP", "boxAP")
-COUNT_FIELDS = ("tp", "fp", "fn")
+# YMIR's main metric per object type it defines (a kind of another type declares its own)
+YMIR_MAIN_METRIC = {2: "mAP", 3: "mIoU", 4: "maskAP"}
 MONITOR_STATES = {1: "pending", 2: "running", 3: "done", 4: "error"}
-_STAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # How many problems of one kind in one file are listed before the rest is summarised,
 # so a 100 000-image garbage file still gives a readable report.
 _CAP = 20
@@ -52,7 +51,7 @@ class Problem:
         return f"{self.file}: {self.message}"
 
 
-class _Report:
+class Report:
     """Collects problems, capping each (file, rule) pair at ``_CAP`` entries."""
 
     def __init__(self) -> None:
@@ -73,9 +72,15 @@ class _Report:
         return self.problems
 
 
+def main_metrics() -> Dict[int, str]:
+    """object_type -> the stage's main metric: YMIR's types, and those the kinds bring."""
+    return {**YMIR_MAIN_METRIC, **{k.object_type: k.main_metric for k in all_kinds()
+                                   if k.object_type not in YMIR_MAIN_METRIC}}
+
+
 # --------------------------------------------------------------------------- helpers
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     # bool is an int subclass but the platform's pydantic floats would take True as 1.0 silently.
     if isinstance(v, bool):
         return False
@@ -83,7 +88,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
-def _short(v: Any, limit: int = 80) -> str:
+def short(v: Any, limit: int = 80) -> str:
     """repr() cut to ``limit`` characters: garbage values must not flood the report."""
     text = repr(v)
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -99,7 +104,7 @@ def _examples(names: Iterable[str]) -> str:
     return shown + (f", ... ({len(names) - _EXAMPLES} more)" if len(names) > _EXAMPLES else "")
 
 
-def _load_yaml(path: str, rep: _Report) -> Tuple[bool, Any]:
+def _load_yaml(path: str, rep: Report) -> Tuple[bool, Any]:
     """(ok, data); a missing or unparsable file is reported."""
     if not os.path.isfile(path):
         rep.add(path, "", "file not found")
@@ -117,7 +122,7 @@ def _load_yaml(path: str, rep: _Report) -> Tuple[bool, Any]:
     return False, None
 
 
-def _load_json(path: str, rep: _Report) -> Tuple[bool, Any]:
+def load_json(path: str, rep: Report) -> Tuple[bool, Any]:
     if not os.path.isfile(path):
         rep.add(path, "", "file not found")
         return False, None
@@ -131,38 +136,38 @@ def _load_json(path: str, rep: _Report) -> Tuple[bool, Any]:
     return False, None
 
 
-def _check_relative_name(name: Any, file: str, field: str, rep: _Report) -> bool:
+def _check_relative_name(name: Any, file: str, field: str, rep: Report) -> bool:
     """A file entry must be a plain basename: the platform joins it under /out/models."""
     if not isinstance(name, str) or not name.strip():
-        rep.add(file, field, f"expected a file name, got {_short(name)}")
+        rep.add(file, field, f"expected a file name, got {short(name)}")
         return False
     if name.startswith("/") or os.path.isabs(name):
-        rep.add(file, field, f"absolute path not allowed: {_short(name)}", "absolute path not allowed")
+        rep.add(file, field, f"absolute path not allowed: {short(name)}", "absolute path not allowed")
         return False
     if ".." in name.replace("\\", "/").split("/"):
-        rep.add(file, field, f"'..' not allowed in {_short(name)}", "'..' not allowed")
+        rep.add(file, field, f"'..' not allowed in {short(name)}", "'..' not allowed")
         return False
     if "/" in name or "\\" in name:
-        rep.add(file, field, f"must be a basename, got {_short(name)}", "must be a basename")
+        rep.add(file, field, f"must be a basename, got {short(name)}", "must be a basename")
         return False
     return True
 
 
-def _check_real_file(candidates: Sequence[str], name: str, file: str, field: str, rep: _Report) -> None:
+def _check_real_file(candidates: Sequence[str], name: str, file: str, field: str, rep: Report) -> None:
     """The first existing candidate is what the platform packs: it must be a regular, non-symlink file."""
     for path in candidates:
         if os.path.lexists(path):
             # tarfile.add does not dereference: a symlink is packed as a link to nothing.
             if os.path.islink(path):
-                rep.add(file, field, f"{_short(name)} is a symlink ({path}); copy the real file", "is a symlink")
+                rep.add(file, field, f"{short(name)} is a symlink ({path}); copy the real file", "is a symlink")
             elif not os.path.isfile(path):
-                rep.add(file, field, f"{_short(name)} is not a regular file ({path})", "not a regular file")
+                rep.add(file, field, f"{short(name)} is not a regular file ({path})", "not a regular file")
             return
-    rep.add(file, field, f"{_short(name)} not found in {' or '.join(os.path.dirname(p) for p in candidates)}",
+    rep.add(file, field, f"{short(name)} not found in {' or '.join(os.path.dirname(p) for p in candidates)}",
             "stage file not found")
 
 
-def _dir_has_entries(path: str, what: str, rep: _Report) -> None:
+def _dir_has_entries(path: str, what: str, rep: Report) -> None:
     if not os.path.isdir(path):
         rep.add(path, "", f"{what} directory not found")
         return
@@ -173,7 +178,7 @@ def _dir_has_entries(path: str, what: str, rep: _Report) -> None:
         rep.add(path, "", f"cannot list {what} directory: {e}")
 
 
-def _read_candidates(env: Env, rep: _Report) -> Optional[List[str]]:
+def read_candidates(env: Env, rep: Report) -> Optional[List[str]]:
     """Candidate image paths exactly as written in candidate-index.tsv (container paths)."""
     path = env.input.candidate_index_file
     if not path:
@@ -191,23 +196,23 @@ def _read_candidates(env: Env, rep: _Report) -> Optional[List[str]]:
 
 # --------------------------------------------------------------------------- training
 
-def _check_metrics(stage: Dict[str, Any], file: str, prefix: str, rep: _Report) -> None:
+def _check_metrics(stage: Dict[str, Any], file: str, prefix: str, rep: Report) -> None:
     for key in METRIC_FIELDS:
         if key not in stage:
             continue
         v = stage[key]
-        if not _is_number(v):
-            rep.add(file, f"{prefix}.{key}", f"expected a plain number in [0, 1], got {_short(v)}",
+        if not is_number(v):
+            rep.add(file, f"{prefix}.{key}", f"expected a plain number in [0, 1], got {short(v)}",
                     "metric not a number")
         elif not 0 <= v <= 1:
             # pydantic rejects it ⇒ no model ⇒ task error (percentages, COCO's -1 'no GT').
-            rep.add(file, f"{prefix}.{key}", f"{_short(v)} outside [0, 1]", "metric outside [0, 1]")
+            rep.add(file, f"{prefix}.{key}", f"{short(v)} outside [0, 1]", "metric outside [0, 1]")
     for key in COUNT_FIELDS:
         if key in stage and not (_is_int(stage[key]) and stage[key] >= 0):
-            rep.add(file, f"{prefix}.{key}", f"expected an int >= 0, got {_short(stage[key])}", "count not an int >= 0")
+            rep.add(file, f"{prefix}.{key}", f"expected an int >= 0, got {short(stage[key])}", "count not an int >= 0")
 
 
-def _check_training(env: Env, object_type: int, rep: _Report) -> None:
+def _check_training(env: Env, object_type: int, rep: Report) -> None:
     out = env.output
     file = out.training_result_file
     models_dir = out.models_dir
@@ -244,36 +249,36 @@ def _check_training(env: Env, object_type: int, rep: _Report) -> None:
             rep.add(file, "evaluate_config", f"expected a mapping, got {type(ec).__name__}")
         else:
             for k, v in ec.items():
-                if not _is_number(v):
-                    rep.add(file, f"evaluate_config.{k}", f"expected a float, got {_short(v)}")
+                if not is_number(v):
+                    rep.add(file, f"evaluate_config.{k}", f"expected a float, got {short(v)}")
     if "attachments" in doc:
         _check_attachments(doc["attachments"], file, models_dir, rep)
 
 
-def _check_old_format(doc: Dict[str, Any], file: str, models_dir: str, rep: _Report) -> None:
+def _check_old_format(doc: Dict[str, Any], file: str, models_dir: str, rep: Report) -> None:
     files = doc.get("model")
     if not isinstance(files, list) or not files:
-        rep.add(file, "model", f"expected a non-empty list of files, got {_short(files)}")
+        rep.add(file, "model", f"expected a non-empty list of files, got {short(files)}")
     else:
         for i, name in enumerate(files):
             if _check_relative_name(name, file, f"model[{i}]", rep):
                 _check_real_file([os.path.join(models_dir, name)], name, file, f"model[{i}]", rep)
     if "map" not in doc:
         rep.add(file, "map", "missing")
-    elif not _is_number(doc["map"]) or not 0 <= doc["map"] <= 1:
-        rep.add(file, "map", f"expected a plain number in [0, 1], got {_short(doc['map'])}")
+    elif not is_number(doc["map"]) or not 0 <= doc["map"] <= 1:
+        rep.add(file, "map", f"expected a plain number in [0, 1], got {short(doc['map'])}")
 
 
-def _check_stages(doc: Dict[str, Any], file: str, models_dir: str, object_type: int, rep: _Report) -> None:
+def _check_stages(doc: Dict[str, Any], file: str, models_dir: str, object_type: int, rep: Report) -> None:
     stages = doc["model_stages"]
-    metric = MAIN_METRIC.get(object_type, "mAP")
+    metric = main_metrics().get(object_type, "mAP")
     if not isinstance(stages, dict) or not stages:
-        rep.add(file, "model_stages", f"expected a non-empty mapping, got {_short(stages)}")
+        rep.add(file, "model_stages", f"expected a non-empty mapping, got {short(stages)}")
         stages = {}
     for key, stage in stages.items():
         prefix = f"model_stages.{key}"
-        if not isinstance(key, str) or not _STAGE_NAME_RE.match(key) or not key.replace("-", "_").isidentifier():
-            rep.add(file, prefix, f"invalid stage name {_short(key)}: use letters, digits, '_' and '-', "
+        if not isinstance(key, str) or not valid_stage_name(key):
+            rep.add(file, prefix, f"invalid stage name {short(key)}: use letters, digits, '_' and '-', "
                                   "not starting with a digit", "invalid stage name")
         if not isinstance(stage, dict):
             rep.add(file, prefix, f"expected a mapping, got {type(stage).__name__}")
@@ -281,12 +286,12 @@ def _check_stages(doc: Dict[str, Any], file: str, models_dir: str, object_type: 
         if "stage_name" not in stage:
             rep.add(file, f"{prefix}.stage_name", "missing")
         elif stage["stage_name"] != key:
-            rep.add(file, f"{prefix}.stage_name", f"{_short(stage['stage_name'])} differs from the key {_short(key)}")
+            rep.add(file, f"{prefix}.stage_name", f"{short(stage['stage_name'])} differs from the key {short(key)}")
         files = stage.get("files")
         if "files" not in stage:
             rep.add(file, f"{prefix}.files", "missing")
         elif not isinstance(files, list) or not files:
-            rep.add(file, f"{prefix}.files", f"expected a non-empty list of file names, got {_short(files)}")
+            rep.add(file, f"{prefix}.files", f"expected a non-empty list of file names, got {short(files)}")
         else:
             for i, name in enumerate(files):
                 field = f"{prefix}.files[{i}]"
@@ -297,7 +302,7 @@ def _check_stages(doc: Dict[str, Any], file: str, models_dir: str, object_type: 
         if "timestamp" not in stage:
             rep.add(file, f"{prefix}.timestamp", "missing")
         elif not _is_int(stage["timestamp"]):
-            rep.add(file, f"{prefix}.timestamp", f"expected an int (seconds), got {_short(stage['timestamp'])}")
+            rep.add(file, f"{prefix}.timestamp", f"expected an int (seconds), got {short(stage['timestamp'])}")
         if metric not in stage:
             rep.add(file, f"{prefix}.{metric}", f"missing (main metric for object_type {object_type})",
                     "main metric missing")
@@ -308,11 +313,11 @@ def _check_stages(doc: Dict[str, Any], file: str, models_dir: str, object_type: 
     else:
         best = doc["best_stage_name"]
         if not isinstance(best, str) or best not in stages:
-            rep.add(file, "best_stage_name", f"{_short(best)} is not a key of model_stages "
+            rep.add(file, "best_stage_name", f"{short(best)} is not a key of model_stages "
                                              f"({_examples(str(k) for k in stages) or 'none'})")
 
 
-def _check_attachments(att: Any, file: str, models_dir: str, rep: _Report) -> None:
+def _check_attachments(att: Any, file: str, models_dir: str, rep: Report) -> None:
     if not isinstance(att, dict):
         rep.add(file, "attachments", f"expected a mapping {{section: [files]}}, got {type(att).__name__}")
         return
@@ -321,7 +326,7 @@ def _check_attachments(att: Any, file: str, models_dir: str, rep: _Report) -> No
         if not isinstance(section, str) or not _check_relative_name(section, file, field, rep):
             continue
         if not isinstance(names, list):
-            rep.add(file, field, f"expected a list of files, got {_short(names)}")
+            rep.add(file, field, f"expected a list of files, got {short(names)}")
             continue
         for i, name in enumerate(names):
             if _check_relative_name(name, file, f"{field}[{i}]", rep):
@@ -331,7 +336,7 @@ def _check_attachments(att: Any, file: str, models_dir: str, rep: _Report) -> No
 
 # --------------------------------------------------------------------------- monitor
 
-def _check_monitor(env: Env, rep: _Report) -> None:
+def _check_monitor(env: Env, rep: Report) -> None:
     file = env.output.monitor_file
     if not os.path.isfile(file):
         rep.add(file, "", "file not found")
@@ -345,7 +350,7 @@ def _check_monitor(env: Env, rep: _Report) -> None:
     parts = first.split("\t")
     if len(parts) < 4:
         rep.add(file, "line 1", f"expected >= 4 TAB-separated fields (task_id, timestamp, percent, state), "
-                                f"got {len(parts)}: {_short(first[:120])}")
+                                f"got {len(parts)}: {short(first[:120])}")
         return
     task_id, ts, percent, state = (p.strip() for p in parts[:4])
     if not task_id:
@@ -354,17 +359,17 @@ def _check_monitor(env: Env, rep: _Report) -> None:
         if not math.isfinite(float(ts)):
             raise ValueError
     except ValueError:
-        rep.add(file, "line 1.timestamp", f"expected a float (seconds), got {_short(ts)}")
+        rep.add(file, "line 1.timestamp", f"expected a float (seconds), got {short(ts)}")
     try:
         p = float(percent)
         if not 0 <= p <= 1:
             rep.add(file, "line 1.percent", f"{p} outside [0, 1]")
     except ValueError:
-        rep.add(file, "line 1.percent", f"expected a float in [0, 1], got {_short(percent)}")
+        rep.add(file, "line 1.percent", f"expected a float in [0, 1], got {short(percent)}")
     try:
         s = int(state)
     except ValueError:
-        rep.add(file, "line 1.state", f"expected an int in 1..4, got {_short(state)}")
+        rep.add(file, "line 1.state", f"expected an int in 1..4, got {short(state)}")
         return
     if s not in MONITOR_STATES:
         rep.add(file, "line 1.state", f"expected 1 (pending), 2 (running), 3 (done) or 4 (error), got {s}")
@@ -373,7 +378,7 @@ def _check_monitor(env: Env, rep: _Report) -> None:
         try:
             int(code)  # the platform parses field 5 with int(): anything else crashes its parser
         except ValueError:
-            rep.add(file, "line 1.return_code", f"expected an int, got {_short(code)}")
+            rep.add(file, "line 1.return_code", f"expected an int, got {short(code)}")
     if s == 4:
         msg = parts[5].strip() if len(parts) > 5 else ""
         rep.add(file, "line 1.state", f"run failed with code {code or '?'}" + (f": {msg[:200]}" if msg else ""))
@@ -381,7 +386,7 @@ def _check_monitor(env: Env, rep: _Report) -> None:
 
 # --------------------------------------------------------------------------- infer
 
-def _compare_names(found: Set[str], expected: Set[str], file: str, field: str, what: str, rep: _Report) -> None:
+def compare_names(found: Set[str], expected: Set[str], file: str, field: str, what: str, rep: Report) -> None:
     missing = expected - found
     extra = found - expected
     if missing:
@@ -390,9 +395,9 @@ def _compare_names(found: Set[str], expected: Set[str], file: str, field: str, w
         rep.add(file, field, f"{len(extra)} {what} not among the candidates: {_examples(extra)}")
 
 
-def _check_infer_detection(env: Env, class_names: Optional[List[str]], rep: _Report) -> None:
+def _check_infer_detection(env: Env, class_names: Optional[List[str]], rep: Report) -> None:
     file = env.output.infer_result_file
-    ok, doc = _load_json(file, rep)
+    ok, doc = load_json(file, rep)
     if not ok:
         return
     if not isinstance(doc, dict) or "detection" not in doc:
@@ -402,10 +407,10 @@ def _check_infer_detection(env: Env, class_names: Optional[List[str]], rep: _Rep
     if not isinstance(det, dict):
         rep.add(file, "detection", f"expected a mapping {{basename: {{boxes: [...]}}}}, got {type(det).__name__}")
         return
-    cands = _read_candidates(env, rep)
+    cands = read_candidates(env, rep)
     if cands is not None:
         expected = {posixpath.basename(p) for p in cands}
-        _compare_names(set(det), expected, file, "detection", "key(s)", rep)
+        compare_names(set(det), expected, file, "detection", "key(s)", rep)
         n_lines = len(cands)  # distinct candidates: a repeated row is used once
         if set(det) == expected and len(det) != n_lines:
             # The verifier also compares counts: duplicate basenames among the candidates break it.
@@ -430,13 +435,13 @@ def _check_infer_detection(env: Env, class_names: Optional[List[str]], rep: _Rep
             _check_det_box(obj, known, file, f"{prefix}.{key}[{i}]", rep)
 
 
-def _check_det_box(obj: Any, known: Optional[Set[str]], file: str, prefix: str, rep: _Report) -> None:
+def _check_det_box(obj: Any, known: Optional[Set[str]], file: str, prefix: str, rep: Report) -> None:
     if not isinstance(obj, dict):
         rep.add(file, prefix, f"expected a mapping, got {type(obj).__name__}", "box not a mapping")
         return
     box = obj.get("box")
     if not isinstance(box, dict):
-        rep.add(file, f"{prefix}.box", f"expected {{x, y, w, h}}, got {_short(box)}", "box missing")
+        rep.add(file, f"{prefix}.box", f"expected {{x, y, w, h}}, got {short(box)}", "box missing")
     else:
         for k in ("x", "y", "w", "h"):
             v = box.get(k)
@@ -444,63 +449,20 @@ def _check_det_box(obj: Any, known: Optional[Set[str]], file: str, prefix: str, 
                 rep.add(file, f"{prefix}.box.{k}", "missing", "box coordinate missing")
             elif not _is_int(v):
                 # protobuf int32: a float (even 10.0 written as JSON float) is rejected by the importer.
-                rep.add(file, f"{prefix}.box.{k}", f"expected a JSON integer, got {_short(v)}",
+                rep.add(file, f"{prefix}.box.{k}", f"expected a JSON integer, got {short(v)}",
                         "box coordinate not an integer")
             elif k in ("w", "h") and v <= 0:
                 rep.add(file, f"{prefix}.box.{k}", f"must be > 0, got {v}", "box size not > 0")
     name = obj.get("class_name")
     if not isinstance(name, str):
-        rep.add(file, f"{prefix}.class_name", f"expected a class name, got {_short(name)}", "class_name missing")
+        rep.add(file, f"{prefix}.class_name", f"expected a class name, got {short(name)}", "class_name missing")
     elif known is not None and name not in known:
-        rep.add(file, f"{prefix}.class_name", f"{_short(name)} not in config class_names", "unknown class_name")
+        rep.add(file, f"{prefix}.class_name", f"{short(name)} not in config class_names", "unknown class_name")
     score = obj.get("score")
     if "score" not in obj:
         rep.add(file, f"{prefix}.score", "missing (the platform drops the box)", "score missing")
-    elif not _is_number(score) or not 0 <= score <= 1:
-        rep.add(file, f"{prefix}.score", f"expected a number in [0, 1], got {_short(score)}", "score not in [0, 1]")
-
-
-def _check_infer_det3d(env: Env, class_names: Optional[List[str]], rep: _Report) -> None:
-    """The 3D analogue of §5.4 (this project's extension): every candidate's basename is a key of
-    ``detection3d`` with a ``boxes`` list of {box3d: {x, y, z, dx, dy, dz, yaw}, class_name, score}."""
-    file = env.output.infer_result_file
-    ok, doc = _load_json(file, rep)
-    if not ok:
-        return
-    det = doc.get("detection3d") if isinstance(doc, dict) else None
-    if not isinstance(det, dict):
-        rep.add(file, "detection3d", "missing or not a mapping {basename: {boxes: [...]}}")
-        return
-    cands = _read_candidates(env, rep)
-    if cands is not None:
-        _compare_names(set(det), {posixpath.basename(p) for p in cands}, file, "detection3d", "key(s)", rep)
-    known = set(class_names) if class_names is not None else None
-    for name, value in det.items():
-        prefix = f"detection3d.{name}"
-        boxes = value.get("boxes") if isinstance(value, dict) else None
-        if not isinstance(boxes, list):
-            rep.add(file, f"{prefix}.boxes", f"expected a list, got {_short(boxes)}", "boxes not a list")
-            continue
-        for i, obj in enumerate(boxes):
-            where = f"{prefix}.boxes[{i}]"
-            box = obj.get("box3d") if isinstance(obj, dict) else None
-            if not isinstance(box, dict):
-                rep.add(file, f"{where}.box3d", f"expected {{x, y, z, dx, dy, dz, yaw}}, got {_short(box)}",
-                        "box3d missing")
-                continue
-            for k in ("x", "y", "z", "dx", "dy", "dz", "yaw"):
-                v = box.get(k)
-                if not _is_number(v):
-                    rep.add(file, f"{where}.box3d.{k}", f"expected a finite number, got {_short(v)}", "box3d value")
-                elif k in ("dx", "dy", "dz") and v <= 0:
-                    rep.add(file, f"{where}.box3d.{k}", f"must be > 0, got {v}", "box3d size not > 0")
-            cname = obj.get("class_name")
-            if not isinstance(cname, str) or (known is not None and cname not in known):
-                rep.add(file, f"{where}.class_name", f"{_short(cname)} not in config class_names", "unknown class_name")
-            score = obj.get("score")
-            if not _is_number(score) or not 0 <= score <= 1:
-                rep.add(file, f"{where}.score", f"expected a number in [0, 1], got {_short(score)}",
-                        "score not in [0, 1]")
+    elif not is_number(score) or not 0 <= score <= 1:
+        rep.add(file, f"{prefix}.score", f"expected a number in [0, 1], got {short(score)}", "score not in [0, 1]")
 
 
 def _rle_counts(s: str) -> List[int]:
@@ -518,7 +480,7 @@ def _rle_counts(s: str) -> List[int]:
                 raise ValueError("truncated RLE string")
             c = ord(s[p]) - 48
             if not 0 <= c < 64:
-                raise ValueError(f"invalid character {_short(s[p])} in RLE string")
+                raise ValueError(f"invalid character {short(s[p])} in RLE string")
             x |= (c & 0x1F) << (5 * k)
             more = bool(c & 0x20)
             p += 1
@@ -531,14 +493,14 @@ def _rle_counts(s: str) -> List[int]:
     return counts
 
 
-def _check_rle(seg: Any, image: Optional[Dict[str, Any]], file: str, prefix: str, rep: _Report) -> None:
+def _check_rle(seg: Any, image: Optional[Dict[str, Any]], file: str, prefix: str, rep: Report) -> None:
     if not isinstance(seg, dict):
         rep.add(file, prefix, f"expected a compressed RLE {{size, counts}}, got {type(seg).__name__}",
                 "segmentation not an RLE dict")
         return
     size, counts = seg.get("size"), seg.get("counts")
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
-        rep.add(file, f"{prefix}.size", f"expected [height, width] of positive ints, got {_short(size)}",
+        rep.add(file, f"{prefix}.size", f"expected [height, width] of positive ints, got {short(size)}",
                 "bad RLE size")
         return
     if "counts" not in seg:
@@ -572,9 +534,9 @@ def _check_rle(seg: Any, image: Optional[Dict[str, Any]], file: str, prefix: str
                     "RLE size differs from image")
 
 
-def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: _Report) -> None:
+def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: Report) -> None:
     file = env.output.infer_result_file
-    ok, doc = _load_json(file, rep)
+    ok, doc = load_json(file, rep)
     if not ok:
         return
     if not isinstance(doc, dict):
@@ -597,25 +559,25 @@ def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: _
             continue
         iid = img.get("id")
         if not _is_int(iid):
-            rep.add(file, f"{prefix}.id", f"expected an int, got {_short(iid)}", "image id not an int")
+            rep.add(file, f"{prefix}.id", f"expected an int, got {short(iid)}", "image id not an int")
         elif iid in images:
             rep.add(file, f"{prefix}.id", f"duplicate image id {iid}", "duplicate image id")
         else:
             images[iid] = img
         fn = img.get("file_name")
         if not isinstance(fn, str) or not fn:
-            rep.add(file, f"{prefix}.file_name", f"expected a basename, got {_short(fn)}", "file_name missing")
+            rep.add(file, f"{prefix}.file_name", f"expected a basename, got {short(fn)}", "file_name missing")
         else:
             if fn != posixpath.basename(fn):
-                rep.add(file, f"{prefix}.file_name", f"expected a basename, got {_short(fn)}",
+                rep.add(file, f"{prefix}.file_name", f"expected a basename, got {short(fn)}",
                         "file_name not a basename")
             names.add(posixpath.basename(fn))
         for k in ("height", "width"):
             if not (_is_int(img.get(k)) and img[k] > 0):
-                rep.add(file, f"{prefix}.{k}", f"expected a positive int, got {_short(img.get(k))}", f"image {k} bad")
-    cands = _read_candidates(env, rep)
+                rep.add(file, f"{prefix}.{k}", f"expected a positive int, got {short(img.get(k))}", f"image {k} bad")
+    cands = read_candidates(env, rep)
     if cands is not None:
-        _compare_names(names, {posixpath.basename(p) for p in cands}, file, "images", "file_name(s)", rep)
+        compare_names(names, {posixpath.basename(p) for p in cands}, file, "images", "file_name(s)", rep)
 
     known = set(class_names) if class_names is not None else None
     cat_ids: Set[Any] = set()
@@ -626,15 +588,15 @@ def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: _
             continue
         cid, name = cat.get("id"), cat.get("name")
         if not _is_int(cid):
-            rep.add(file, f"{prefix}.id", f"expected an int, got {_short(cid)}", "category id not an int")
+            rep.add(file, f"{prefix}.id", f"expected an int, got {short(cid)}", "category id not an int")
         elif cid in cat_ids:
             rep.add(file, f"{prefix}.id", f"duplicate category id {cid}", "duplicate category id")
         else:
             cat_ids.add(cid)
         if not isinstance(name, str):
-            rep.add(file, f"{prefix}.name", f"expected a class name, got {_short(name)}", "category name missing")
+            rep.add(file, f"{prefix}.name", f"expected a class name, got {short(name)}", "category name missing")
         elif known is not None and name not in known:
-            rep.add(file, f"{prefix}.name", f"{_short(name)} not in config class_names", "unknown category name")
+            rep.add(file, f"{prefix}.name", f"{short(name)} not in config class_names", "unknown category name")
 
     for i, ann in enumerate(lists["annotations"]):
         prefix = f"annotations[{i}]"
@@ -644,25 +606,25 @@ def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: _
         iid = ann.get("image_id")
         image = images.get(iid) if _is_int(iid) else None
         if image is None:
-            rep.add(file, f"{prefix}.image_id", f"{_short(iid)} is not the id of an image", "unknown image_id")
+            rep.add(file, f"{prefix}.image_id", f"{short(iid)} is not the id of an image", "unknown image_id")
         cid = ann.get("category_id")
         if not _is_int(cid) or cid not in cat_ids:
-            rep.add(file, f"{prefix}.category_id", f"{_short(cid)} is not the id of a category", "unknown category_id")
+            rep.add(file, f"{prefix}.category_id", f"{short(cid)} is not the id of a category", "unknown category_id")
         bbox = ann.get("bbox")
         if "bbox" not in ann:
             # The platform's importer silently skips an annotation without bbox.
             rep.add(file, f"{prefix}.bbox", "missing (the platform skips the annotation)", "bbox missing")
-        elif not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-            rep.add(file, f"{prefix}.bbox", f"expected [x, y, w, h] numbers, got {_short(bbox)}", "bad bbox")
+        elif not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+            rep.add(file, f"{prefix}.bbox", f"expected [x, y, w, h] numbers, got {short(bbox)}", "bad bbox")
         elif bbox[2] <= 0 or bbox[3] <= 0:
-            rep.add(file, f"{prefix}.bbox", f"w and h must be > 0, got {_short(bbox)}", "bbox size not > 0")
+            rep.add(file, f"{prefix}.bbox", f"w and h must be > 0, got {short(bbox)}", "bbox size not > 0")
         if "area" not in ann:
             # KeyError in the platform's importer ⇒ the whole infer task fails.
             rep.add(file, f"{prefix}.area", "missing (the platform's importer fails)", "area missing")
-        elif not _is_number(ann["area"]):
-            rep.add(file, f"{prefix}.area", f"expected a number, got {_short(ann['area'])}", "area not a number")
-        if "confidence" in ann and not (_is_number(ann["confidence"]) and 0 <= ann["confidence"] <= 1):
-            rep.add(file, f"{prefix}.confidence", f"expected a number in [0, 1], got {_short(ann['confidence'])}",
+        elif not is_number(ann["area"]):
+            rep.add(file, f"{prefix}.area", f"expected a number, got {short(ann['area'])}", "area not a number")
+        if "confidence" in ann and not (is_number(ann["confidence"]) and 0 <= ann["confidence"] <= 1):
+            rep.add(file, f"{prefix}.confidence", f"expected a number in [0, 1], got {short(ann['confidence'])}",
                     "confidence not in [0, 1]")
         if "segmentation" not in ann:
             rep.add(file, f"{prefix}.segmentation", "missing", "segmentation missing")
@@ -672,7 +634,7 @@ def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: _
 
 # --------------------------------------------------------------------------- mining
 
-def _check_mining(env: Env, rep: _Report) -> None:
+def _check_mining(env: Env, rep: Report) -> None:
     file = env.output.mining_result_file
     if not os.path.isfile(file):
         rep.add(file, "", "file not found")
@@ -706,7 +668,7 @@ def _check_mining(env: Env, rep: _Report) -> None:
                     "not 2 tokens")
         path = parts[0]
         if path in seen:
-            rep.add(file, field, f"duplicate path {_short(path)}", "duplicate path")
+            rep.add(file, field, f"duplicate path {short(path)}", "duplicate path")
         seen.add(path)
         paths.append(path)
         score_text = parts[-1].strip() if len(parts) >= 2 else ""
@@ -715,21 +677,21 @@ def _check_mining(env: Env, rep: _Report) -> None:
             if not math.isfinite(score):
                 raise ValueError
         except ValueError:
-            rep.add(file, field, f"score {_short(score_text)} is not a finite number", "bad score")
+            rep.add(file, field, f"score {short(score_text)} is not a finite number", "bad score")
             continue
         if prev is not None and score > prev[1] and not unsorted_reported:
             rep.add(file, field, f"scores not sorted descending: {score} after {prev[1]} on line {prev[0]}")
             unsorted_reported = True
         prev = (n, score)
 
-    cands = _read_candidates(env, rep)
+    cands = read_candidates(env, rep)
     if cands is None:
         return
     n_cand = len(cands)  # distinct candidates: a repeated row is used once
     n_lines = sum(1 for ln in lines if ln.strip())
     if n_lines != n_cand:
         rep.add(file, "", f"{n_lines} line(s) but candidate-index.tsv has {n_cand} distinct candidates")
-    _compare_names(set(paths), set(cands), file, "paths", "path(s)", rep)
+    compare_names(set(paths), set(cands), file, "paths", "path(s)", rep)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -744,7 +706,7 @@ def _fallback_env(in_dir: str, out_dir: str) -> Env:
     return env
 
 
-def _read_config(env: Env, rep: _Report) -> Dict[str, Any]:
+def _read_config(env: Env, rep: Report) -> Dict[str, Any]:
     file = env.input.config_file
     ok, cfg = _load_yaml(file, rep)
     if not ok:
@@ -761,7 +723,7 @@ def _verify(in_dir: str, out_dir: str, tasks: Optional[List[str]],
         bad = [t for t in tasks if t not in TASKS]
         if bad:
             raise ValueError(f"unknown task(s) {bad}, expected a subset of {list(TASKS)}")
-    rep = _Report()
+    rep = Report()
     env_file = os.path.join(in_dir, "env.yaml")
     try:
         env = load_env(env_file, PathMap(in_dir, out_dir))
@@ -780,10 +742,12 @@ def _verify(in_dir: str, out_dir: str, tasks: Optional[List[str]],
     cfg = _read_config(env, rep)
     if object_type is None:
         object_type = cfg.get("object_type", 2)
-    if not _is_int(object_type) or object_type not in MAIN_METRIC:
+    known = main_metrics()
+    if not _is_int(object_type) or object_type not in known:
+        names = {**YMIR_OBJECT_TYPES, **{k.object_type: k.description for k in all_kinds()}}
         rep.add(env.input.config_file, "object_type",
-                f"unsupported object_type {_short(object_type)}, expected 2 (detection), 3 or 4 (segmentation) "
-                "or 100 (LiDAR 3D detection)")
+                f"unsupported object_type {short(object_type)}, expected " +
+                ", ".join(f"{t} ({names.get(t, '?')})" for t in sorted(known)))
         object_type = 2
     class_names: Optional[List[str]] = None
     if "infer" in tasks and cfg:
@@ -791,17 +755,18 @@ def _verify(in_dir: str, out_dir: str, tasks: Optional[List[str]],
         if isinstance(cn, list) and cn and all(isinstance(c, str) for c in cn):
             class_names = cn
         else:
-            rep.add(env.input.config_file, "class_names", f"expected a non-empty list of names, got {_short(cn)}")
+            rep.add(env.input.config_file, "class_names", f"expected a non-empty list of names, got {short(cn)}")
 
     if "training" in tasks:
         _check_training(env, object_type, rep)
     if "mining" in tasks:
         _check_mining(env, rep)
     if "infer" in tasks:
-        if object_type == 2:
+        own = next((k.infer_check for k in all_kinds() if k.object_type == object_type and k.infer_check), None)
+        if own:
+            resolve(own)(env, class_names, rep)
+        elif object_type == 2:
             _check_infer_detection(env, class_names, rep)
-        elif object_type == DET3D_OBJECT_TYPE:
-            _check_infer_det3d(env, class_names, rep)
         else:
             _check_infer_segmentation(env, class_names, rep)
     if tasks:

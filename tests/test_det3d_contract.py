@@ -14,8 +14,8 @@ from executor.env import PathMap, load_env
 from executor.errors import ErrorCode, YmirError
 from executor.index import iter_candidates, iter_candidates_with_labels, read_index
 from executor.pointcloud import format_boxes3d, load_points, parse_boxes3d, read_boxes3d, save_points
-from executor.results import Detection3DInferWriter
-from executor.scenes3d import CLASSES, make_scenes, points_in_boxes
+from ymir_tasks.det3d.infer_result import Detection3DInferWriter
+from ymir_tasks.det3d.scenes import CLASSES, make_scenes, points_in_boxes
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from executor.pointcloud import Boxes3D
-from executor.scenes3d import CLASSES, make_scenes, points_in_boxes
+from ymir_tasks.det3d.scenes import CLASSES, make_scenes, points_in_boxes
 from ymir_tasks.det3d.bank import BankEvaluator, MiningParams, spearman
 from ymir_tasks.det3d.geometry import (Aug, aug_for, augment_boxes, augment_points, bev_iou, count_points,
                                        invert_boxes, iou_3d)
-from ymir_tasks.det3d.mining import BankWriter, Frame, mine_in_memory
+from ymir_tasks.det3d.bank import BankWriter, Frame
+from ymir_tasks.det3d.mining import mine_in_memory
 from ymir_tasks.det3d.simulate import SimulatedDetector
 
 CAR = np.array([[10.0, 2.0, -1.7, 3.9, 1.6, 1.56, 0.4]])
@@ -206,7 +207,8 @@ def test_bank_is_a_dbinfos_file_that_mmdet3d_samples_from(tmp_path, mined):
                               # mmdet3d cannot sample a class with no entry: ask only for present ones
                               sample_groups={n: (3 if n == "Car" else 1) for n, v in infos.items() if v},
                               classes=CLASSES,
-                              points_loader=dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4,
+                              # scoped: an earlier test of this process may have left mmdet the default scope
+                              points_loader=dict(type="mmdet3d.LoadPointsFromFile", coord_type="LIDAR", load_dim=4,
                                                  use_dim=[0, 1, 2, 3]))
     sampled = sampler.sample_all(np.zeros((0, 7), dtype=np.float32), np.zeros(0, dtype=np.int64))
     assert sampled is not None and len(sampled["gt_bboxes_3d"]) >= 3 and len(sampled["points"]) > 0

@@ -9,7 +9,8 @@ import pytest
 from executor.annotations import read_ark
 from executor.env import PathMap, load_env
 from executor.images import image_size
-from executor.workspace import DET_CLASSES, make_workspace
+from executor.workspace import make_workspace
+from ymir_tasks.det.workspace import DET_CLASSES
 from ymir_tasks.det.data import prepare
 
 

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from executor.monitor import parse_monitor
-from executor.seg_eval import mask_iou
+from ymir_tasks.seg.evaluation import mask_iou
 from executor.verify import verify_output
 from ymir_tasks.common.safe_config import read_config_data
 

@@ -42,3 +42,15 @@ def apply_runtime(cfg, ctx, args, *, work_dir: str, distributed: bool, use_cuda:
         # mmengine passes the local rank as device_ids, which DDP refuses for CPU modules.
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
                                      find_unused_parameters=False)
+
+
+def set_num_classes(node: Any, n: int) -> None:
+    """Patch every ``num_classes`` of the model (every head: decode and auxiliary, box and mask)."""
+    if isinstance(node, dict):
+        if "num_classes" in node:
+            node["num_classes"] = n
+        for v in node.values():
+            set_num_classes(v, n)
+    elif isinstance(node, list):
+        for v in node:
+            set_num_classes(v, n)

@@ -26,15 +26,19 @@ WEIGHTS = "model.pth"
 
 
 class StageWriter:
-    def __init__(self, ctx, work_dir: str, cfg, config_name: str, meta: Mapping[str, Any], main_metric: str,
+    def __init__(self, ctx, work_dir: str, cfg, config_name: str, meta: Mapping[str, Any],
                  stage_metrics: Sequence[str], counts: Sequence[str] = (),
                  attachment: Optional[Callable[[Dict[str, float]], Dict[str, Any]]] = None,
-                 meta_from_metrics: Sequence[str] = ()) -> None:
+                 meta_from_metrics: Sequence[str] = (), checkpoints_in_last: bool = False) -> None:
+        """``stage_metrics``: the evaluation figures every stage carries (the kind's main metric
+        first, which makes a stage "best"); ``checkpoints_in_last``: the kept checkpoints join the
+        'last' stage's files too."""
         self.ctx = ctx
+        self.checkpoints_in_last = checkpoints_in_last
         self.meta = dict(meta, weights=WEIGHTS, config=config_name)
         self.meta_from_metrics = list(meta_from_metrics)  # evaluation figures inference needs (e.g. thresholds)
         self.work_dir = work_dir
-        self.main_metric = main_metric
+        self.main_metric = ctx.kind.main_metric
         self.stage_metrics = list(stage_metrics)
         self.counts = list(counts)
         self.attachment = attachment
@@ -81,7 +85,7 @@ class StageWriter:
             write_model_stage(self.ctx.env, "best", files, scores, counts=counts, best_stage_name="best",
                               attachments={"best": [table]})
         last_files = list(files)
-        if not self.ctx.cfg.get("save_least_file", True):
+        if self.checkpoints_in_last:
             last_files += sorted(glob.glob(os.path.join(self.work_dir, "*_*.pth")))
         write_model_stage(self.ctx.env, "last", last_files, scores, counts=counts, best_stage_name="best",
                           attachments={"last": [table]})

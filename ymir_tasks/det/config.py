@@ -3,14 +3,14 @@ YMIR hyper-parameters."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
-from ..common.mmconfig import apply_runtime
+from ..common.mmconfig import apply_runtime, set_num_classes
 from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options, parse_img_size
-from ..seg.config import set_num_classes
 
 PRESETS = ("rtmdet_tiny", "tiny")
+CONFIG = "det_config.yaml"  # the stage's config file, beside its checkpoint
 
 
 # The detectors' coarsest feature map has stride 32: a side that is not a multiple of it gives
@@ -62,7 +62,6 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
     args = parse_args_options(p["args_options"], file)
     classes = list(ctx.class_names)
     set_num_classes(cfg.model, len(classes))
-    from .infer import apply_detection_cap
     apply_detection_cap(cfg, p["max_detections"])
     epochs, val_interval = p["max_epochs"], min(p["val_interval"], p["max_epochs"])
     workers = p["workers_per_gpu"]
@@ -104,3 +103,14 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
         cfg.model.use_syncbn = False  # RTMDet's SyncBN needs GPUs
     apply_overrides(cfg, p["cfg_options"], args, file)
     return cfg, args, size
+
+
+def apply_detection_cap(cfg, max_detections: int, score_thr: Optional[float] = None) -> None:
+    """Keep up to ``max_detections`` boxes per image after NMS and enough candidates before it
+    (mmdet's defaults of 100-300 silently drop objects in dense scenes). Boxes under the
+    threshold the caller applies anyway are dropped before NMS: a lower-scored box never
+    suppresses a higher one, so the output is the same and NMS is much cheaper."""
+    cfg.model.test_cfg.max_per_img = max_detections
+    if score_thr is not None:
+        cfg.model.test_cfg.score_thr = max(float(cfg.model.test_cfg.get("score_thr", 0.0)), score_thr)
+    cfg.model.test_cfg.nms_pre = max(cfg.model.test_cfg.get("nms_pre", 1000), 4 * max_detections)

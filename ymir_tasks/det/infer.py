@@ -16,7 +16,8 @@ from executor.results import DetectionInferWriter
 from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
 from ..common.models import Stage, find_stage, load_weights, stage_config
-from .train import CONFIG
+from .config import CONFIG, apply_detection_cap
+from .params import certain_score
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,6 @@ def load_model(ctx, stage: Stage, device: str, size: int, max_detections: int, s
     model = init_detector(cfg, checkpoint=None, device=device)
     load_weights(model, stage.weights)
     return model.eval()
-
-
-def apply_detection_cap(cfg, max_detections: int, score_thr: Optional[float] = None) -> None:
-    """Keep up to ``max_detections`` boxes per image after NMS and enough candidates before it
-    (mmdet's defaults of 100-300 silently drop objects in dense scenes). Boxes under the
-    threshold the caller applies anyway are dropped before NMS: a lower-scored box never
-    suppresses a higher one, so the output is the same and NMS is much cheaper."""
-    cfg.model.test_cfg.max_per_img = max_detections
-    if score_thr is not None:
-        cfg.model.test_cfg.score_thr = max(float(cfg.model.test_cfg.get("score_thr", 0.0)), score_thr)
-    cfg.model.test_cfg.nms_pre = max(cfg.model.test_cfg.get("nms_pre", 1000), 4 * max_detections)
 
 
 def _load_bgr(item: Tuple[int, str]):
@@ -105,8 +95,7 @@ def infer(ctx, launcher) -> None:
     part = cands[rank::world]
     conf = ctx.cfg["conf_threshold"]
     if ctx.cfg["certain_only"]:
-        from .mining import certain_threshold
-        conf = max(conf, certain_threshold(ctx.cfg.params, stage.meta))
+        conf = max(conf, certain_score(ctx.cfg.params, stage.meta))
         log.info("inference: certain boxes only (score >= %.3f), the pre-annotations of mining with prediction", conf)
     shard = os.path.join(ctx.env.output.root_dir, "infer-tmp", f"rank{rank}.jsonl")
     os.makedirs(os.path.dirname(shard), exist_ok=True)

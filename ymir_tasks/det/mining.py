@@ -36,10 +36,10 @@ from executor.errors import config_error
 from executor.index import iter_candidates
 from executor.results import UNREADABLE_SCORE
 
+from ..common import runtime
 from ..common.diversity import (FeatureTap, load_features, save_features, tap_module, wants_order,
                                 write_ordered_mining_result)
-
-from ..common import runtime
+from .params import certain_score
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +217,6 @@ def asm_score(scores: np.ndarray, certain: float) -> float:
     return uncertain / n + 1e-3 * min(uncertain, 100) / 100
 
 
-def certain_threshold(p, meta) -> float:
-    """The score a box needs to be certain: the hyper-parameter, else the stage's calibrated one."""
-    return float(p.get("certain_threshold") or meta.get("certain_threshold", 0.5))
-
-
 def dominant_class(scores: np.ndarray, labels: np.ndarray) -> int:
     """The class of an image's most confident detection, -1 without one."""
     return int(labels[int(np.argmax(scores))]) if len(scores) else -1
@@ -250,7 +245,7 @@ def mine(ctx, launcher) -> None:
         weights = class_weights(p["class_distribution_scores"], len(stage.class_names), ctx.cfg.source_file)
         size = int(model.cfg.test_dataloader.dataset.pipeline[1]["scale"][0])
         conf = p["mining_conf_threshold"]
-        certain = certain_threshold(p, stage.meta)
+        certain = certain_score(p, stage.meta)
         if algorithm == "asm":
             log.info("asm: boxes from %.3f are certain, %.3f to it a human checks", certain, conf)
     done = 0

@@ -1,6 +1,6 @@
 """Hyper-parameters of the detection image (those users of the older mmdet image know, plus
 image size, learning rate, early stopping and the detection cap)."""
-from executor.hyperparams import Param, Schema, common_params
+from executor.hyperparams import Param, Schema, common_params, override_knobs, run_knobs
 
 _CONF = Param("conf_threshold", "float", 0.2, "boxes below this score are dropped", min=0.0, max=1.0)
 _MAXDET = Param("max_detections", "int", 1000,
@@ -17,15 +17,10 @@ TRAINING = Schema("det", "training", common_params("training", samples_per_gpu=1
     Param("max_epochs", "int", 100, "training epochs", min=1),
     Param("val_interval", "int", 1, "evaluation and checkpoint interval in epochs", min=1),
     Param("max_keep_checkpoints", "int", 1, "checkpoints to keep (-1: all)", min=-1),
-    Param("early_stop_patience", "int", 0, "stop when mAP has not improved for this many evaluations (0: never)",
-          min=0),
-    Param("fp16", "bool", False, "mixed-precision training (GPU only; ignored on CPU)"),
-    Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one"),
+    *run_knobs("mAP"),
     Param("conf_threshold", "float", 0.2, "confidence threshold of the tp / fp / fn counts", min=0.0, max=1.0),
     _MAXDET,
-    Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
-    Param("args_options", "str", "",
-          "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),
+    *override_knobs(),
 ])
 
 _CERTAIN = Param("certain_threshold", "float", 0.0,
@@ -48,3 +43,8 @@ MINING = Schema("det", "mining", common_params("mining") + [
 ])
 
 SCHEMAS = {"training": TRAINING, "infer": INFER, "mining": MINING}
+
+
+def certain_score(params, meta) -> float:
+    """The score a box needs to be certain: the hyper-parameter, else the stage's calibrated one."""
+    return float(params.get("certain_threshold") or meta.get("certain_threshold", 0.5))

@@ -27,6 +27,11 @@ def equal_compute(iters: int, n_labelled: int, train: Dict[str, Any]) -> Dict[st
     return epochs_for(iters, n_labelled, int(train.get("samples_per_gpu", 16)))
 
 
+def pre_annotations(infer_result: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
+    """basename -> its boxes, from an infer-result.json of mining with prediction."""
+    return {k: v.get("boxes", []) for k, v in infer_result["detection"].items()}
+
+
 def labelling_cost(entries: Sequence[IndexEntry], class_names: Sequence[str],
                    predictions: Dict[str, List[Dict[str, Any]]] = None) -> int:
     """Boxes a human draws or fixes for ``entries``: all of them without pre-annotations; with

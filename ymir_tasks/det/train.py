@@ -8,11 +8,10 @@ import os
 from ..common import runtime
 from ..common.stages import StageWriter
 from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_weights
+from .config import CONFIG
 from .data import prepare
 
 log = logging.getLogger(__name__)
-
-CONFIG = "det_config.yaml"
 
 
 @runtime.distributed_entry
@@ -43,7 +42,7 @@ def train(ctx, launcher) -> None:
                     "AP50_by_class": {k[5:]: v for k, v in m.items() if k.startswith("AP50.")},
                     "tp": m.get("tp"), "fp": m.get("fp"), "fn": m.get("fn"),
                     "conf_threshold": ctx.cfg["conf_threshold"], "certain_threshold": m.get("certain_threshold")}
-        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mAP", ["mAP", "mAR"], counts=["tp", "fp", "fn"],
+        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, ["mAP", "mAR"], counts=["tp", "fp", "fn"],
                              attachment=attachment, meta_from_metrics=["certain_threshold"])
     runtime.set_task_context(ctx, stage_writer=writer)
     with runtime.trusted_checkpoints():

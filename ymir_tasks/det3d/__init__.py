@@ -10,6 +10,7 @@ from .params import OBJECT_TYPE, SCHEMAS
 KIND = register_kind(TaskKind(
     name="det3d", object_type=OBJECT_TYPE, description="LiDAR 3D detection (mmdet3d)",
     schemas=SCHEMAS, entry="ymir_tasks.det3d.entry", simulation="ymir_tasks.det3d.simulation", export_format="det3d:raw",
+    main_metric="mAP", workspace="ymir_tasks.det3d.workspace", infer_check="ymir_tasks.det3d.verify:check_infer",
     demo_overrides={"training": {"config_file": "tiny", "max_epochs": 40, "val_interval": 10,
                                  "samples_per_gpu": 4, "workers_per_gpu": 0},
                     "infer": {"samples_per_gpu": 4, "workers_per_gpu": 0},

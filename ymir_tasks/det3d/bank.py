@@ -32,14 +32,18 @@ run the same logic with a seeded simulated detector.
 """
 from __future__ import annotations
 
+import os
+import pickle
+import shutil
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from executor.pointcloud import Boxes3D
+from executor.fileio import atomic_write_text
+from executor.pointcloud import Boxes3D, format_boxes3d
 
-from .geometry import Aug, bev_iou, count_points, iou_3d
+from .geometry import Aug, aug_for, bev_iou, count_points, iou_3d, points_in_boxes
 
 IOU_BINS = (0.0, 0.1, 0.5, 0.7)  # the seed's table columns: [=0, (0,.1], (.1,.5], (.5,.7], (.7,1]]
 BIN_LABELS = ("0", "0.0", "0.1", "0.5", "0.7")
@@ -299,3 +303,65 @@ def spearman(x: Iterable[float], y: Iterable[float]) -> float:
     if rx.std() == 0 or ry.std() == 0:
         return 0.0
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+@dataclass
+class Frame:
+    key: str  # the candidate path exactly as in the index
+    scan: str  # local path
+    known: Boxes3D
+
+
+def collect_features(batches: Iterable[List[Tuple[Frame, np.ndarray]]], predictor: Predictor, params: MiningParams,
+                     aug_views: int, aug_seed: int, sink: Callable[[FrameFeatures], None],
+                     progress: Optional[Callable[[int], None]] = None) -> Dict[int, List[Tuple[float, float]]]:
+    """Pass 1: features of every frame handed to ``sink``; returns the calibration samples."""
+    samples: Dict[int, List[Tuple[float, float]]] = {}
+    done = 0
+    for batch in batches:
+        views = predictor.predict_views([(f.key, pts, [aug_for(aug_seed, f.key, v + 1) for v in range(aug_views)])
+                                         for f, pts in batch])
+        for (f, pts), v in zip(batch, views):
+            feats = frame_features(f.key, pts, f.known, v, params)
+            add_samples(samples, feats)
+            sink(feats)
+        done += len(batch)
+        if progress:
+            progress(done)
+    return samples
+
+
+class BankWriter:
+    """The bank in mmdet3d dbinfos format plus per-frame pseudo-label files."""
+
+    def __init__(self, root: str, class_names: Sequence[str]) -> None:
+        self.root = root
+        self.class_names = list(class_names)
+        for d in ("database", "pseudo_labels"):
+            shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+            os.makedirs(os.path.join(root, d))
+        self.infos: Dict[str, List[Dict]] = {n: [] for n in class_names}
+        self.group = 0
+
+    def add(self, frame_id: str, points: np.ndarray, known: Boxes3D, pseudo: Boxes3D) -> None:
+        both = Boxes3D.concat([known, pseudo])
+        inside = points_in_boxes(points, both.boxes) if len(both) else np.zeros((len(points), 0), dtype=bool)
+        for k, (box, label, score) in enumerate(zip(both.boxes, both.labels, both.scores)):
+            name = self.class_names[int(label)]
+            rel = f"database/{frame_id}_{name}_{k}.bin"
+            obj = points[inside[:, k]].astype(np.float32).copy()
+            obj[:, :3] -= box[:3].astype(np.float32)  # relative to the box, as mmdet3d's gt database
+            obj.tofile(os.path.join(self.root, rel))
+            self.infos[name].append({"name": name, "path": rel, "image_idx": frame_id, "gt_idx": k,
+                                     "box3d_lidar": box.astype(np.float32), "num_points_in_gt": int(len(obj)),
+                                     "difficulty": 0, "group_id": self.group, "score": float(score)})
+            self.group += 1
+        atomic_write_text(os.path.join(self.root, "pseudo_labels", f"{frame_id}.txt"),
+                          format_boxes3d(both, self.class_names, with_score=True))
+
+    def close(self) -> str:
+        path = os.path.join(self.root, "bank_dbinfos.pkl")
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(self.infos, f)
+        os.replace(path + ".tmp", path)
+        return path

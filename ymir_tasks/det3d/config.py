@@ -13,6 +13,7 @@ from ..common.mmconfig import apply_runtime
 from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options
 
 PRESETS = ("pointpillars", "tiny")
+CONFIG = "det3d_config.yaml"  # the stage's config file, beside its checkpoint
 # Fallback anchor (dx, dy, dz) for a class without training boxes: a KITTI car.
 DEFAULT_ANCHOR = (3.9, 1.6, 1.56)
 

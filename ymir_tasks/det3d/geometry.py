@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from executor.scenes3d import points_in_boxes  # noqa: F401  (re-exported: one implementation)
+from .scenes import points_in_boxes  # noqa: F401  (re-exported: one implementation)
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """3D inference: batched PointPillars forward over the candidate scans (loaded in DataLoader
 workers), boxes above ``conf_threshold``, up to ``max_detections`` per frame, streamed into
-``infer-result.json`` (:class:`executor.results.Detection3DInferWriter`), every candidate present."""
+``infer-result.json`` (:class:`~.infer_result.Detection3DInferWriter`), every candidate present."""
 from __future__ import annotations
 
 import logging
@@ -10,13 +10,13 @@ import numpy as np
 
 from executor.index import iter_candidates
 from executor.pointcloud import Boxes3D, load_points
-from executor.results import Detection3DInferWriter
 
 from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
 from ..common.models import find_stage, load_weights, stage_config
 from .geometry import Aug, augment_points, invert_boxes
-from .train import CONFIG
+from .infer_result import Detection3DInferWriter
+from .config import CONFIG
 
 log = logging.getLogger(__name__)
 

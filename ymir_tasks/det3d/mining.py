@@ -20,86 +20,22 @@ import logging
 import os
 import pickle
 import shutil
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from executor.errors import config_error
 from executor.fileio import atomic_write_json, atomic_write_text
 from executor.index import iter_candidates_with_labels, read_index
-from executor.pointcloud import Boxes3D, format_boxes3d, load_points, read_boxes3d
+from executor.pointcloud import load_points, read_boxes3d
 from executor.results import UNREADABLE_SCORE
 
 from ..common.diversity import FeatureTap, tap_module, wants_order, write_ordered_mining_result
 
-from .bank import (BankEvaluator, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds, add_samples,
-                   calibrate, frame_features, select, spearman)
-from .geometry import aug_for, points_in_boxes
+from .bank import (BankEvaluator, BankWriter, Frame, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds,
+                   calibrate, collect_features, select, spearman)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Frame:
-    key: str  # the candidate path exactly as in the index
-    scan: str  # local path
-    known: Boxes3D
-
-
-def collect_features(batches: Iterable[List[Tuple[Frame, np.ndarray]]], predictor: Predictor, params: MiningParams,
-                     aug_views: int, aug_seed: int, sink: Callable[[FrameFeatures], None],
-                     progress: Optional[Callable[[int], None]] = None) -> Dict[int, List[Tuple[float, float]]]:
-    """Pass 1: features of every frame handed to ``sink``; returns the calibration samples."""
-    samples: Dict[int, List[Tuple[float, float]]] = {}
-    done = 0
-    for batch in batches:
-        views = predictor.predict_views([(f.key, pts, [aug_for(aug_seed, f.key, v + 1) for v in range(aug_views)])
-                                         for f, pts in batch])
-        for (f, pts), v in zip(batch, views):
-            feats = frame_features(f.key, pts, f.known, v, params)
-            add_samples(samples, feats)
-            sink(feats)
-        done += len(batch)
-        if progress:
-            progress(done)
-    return samples
-
-
-class BankWriter:
-    """The bank in mmdet3d dbinfos format plus per-frame pseudo-label files."""
-
-    def __init__(self, root: str, class_names: Sequence[str]) -> None:
-        self.root = root
-        self.class_names = list(class_names)
-        for d in ("database", "pseudo_labels"):
-            shutil.rmtree(os.path.join(root, d), ignore_errors=True)
-            os.makedirs(os.path.join(root, d))
-        self.infos: Dict[str, List[Dict]] = {n: [] for n in class_names}
-        self.group = 0
-
-    def add(self, frame_id: str, points: np.ndarray, known: Boxes3D, pseudo: Boxes3D) -> None:
-        both = Boxes3D.concat([known, pseudo])
-        inside = points_in_boxes(points, both.boxes) if len(both) else np.zeros((len(points), 0), dtype=bool)
-        for k, (box, label, score) in enumerate(zip(both.boxes, both.labels, both.scores)):
-            name = self.class_names[int(label)]
-            rel = f"database/{frame_id}_{name}_{k}.bin"
-            obj = points[inside[:, k]].astype(np.float32).copy()
-            obj[:, :3] -= box[:3].astype(np.float32)  # relative to the box, as mmdet3d's gt database
-            obj.tofile(os.path.join(self.root, rel))
-            self.infos[name].append({"name": name, "path": rel, "image_idx": frame_id, "gt_idx": k,
-                                     "box3d_lidar": box.astype(np.float32), "num_points_in_gt": int(len(obj)),
-                                     "difficulty": 0, "group_id": self.group, "score": float(score)})
-            self.group += 1
-        atomic_write_text(os.path.join(self.root, "pseudo_labels", f"{frame_id}.txt"),
-                          format_boxes3d(both, self.class_names, with_score=True))
-
-    def close(self) -> str:
-        path = os.path.join(self.root, "bank_dbinfos.pkl")
-        with open(path + ".tmp", "wb") as f:
-            pickle.dump(self.infos, f)
-        os.replace(path + ".tmp", path)
-        return path
 
 
 def _feature_stream(path: str) -> Tuple[Callable[[FrameFeatures], None], Callable[[], Iterator[FrameFeatures]],

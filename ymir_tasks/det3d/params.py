@@ -1,6 +1,8 @@
 """Hyper-parameters of the 3D detection image (PointPillars over mmdet3d, instance-bank mining)."""
-from executor.hyperparams import Param, Schema, common_params
-from executor.registry import DET3D_OBJECT_TYPE as OBJECT_TYPE  # noqa: F401
+from executor.hyperparams import Param, Schema, common_params, override_knobs, run_knobs
+
+# object_type of the 3D image: YMIR defines none for point clouds, so a value it does not use.
+OBJECT_TYPE = 100
 
 _CONF = Param("conf_threshold", "float", 0.3, "boxes below this score are dropped", min=0.0, max=1.0)
 _MAXDET = Param("max_detections", "int", 500, "most boxes kept per frame", min=1)
@@ -15,9 +17,7 @@ TRAINING = Schema("det3d", "training", common_params("training", samples_per_gpu
     Param("max_epochs", "int", 80, "training epochs", min=1),
     Param("val_interval", "int", 5, "evaluation and checkpoint interval in epochs", min=1),
     Param("max_keep_checkpoints", "int", 1, "checkpoints to keep (-1: all)", min=-1),
-    Param("early_stop_patience", "int", 0, "stop when mAP has not improved for this many evaluations (0: never)",
-          min=0),
-    Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one"),
+    *run_knobs("mAP", fp16=False),
     Param("eval_iou", "str", "",
           "3D IoU of a true positive per class 'Car:0.7,Pedestrian:0.5' or one number (empty: 0.7 for "
           "classes with a footprint >= 4 m², else 0.5)"),
@@ -27,9 +27,7 @@ TRAINING = Schema("det3d", "training", common_params("training", samples_per_gpu
     Param("ss3d_epochs", "int", 6, "training epochs per SS3D round", min=1),
     Param("ss3d_paste", "int", 0, "SS3D rounds: bank instances of each class pasted into every training frame, "
           "where they collide with nothing (SS3D's point filling; 0: off)", min=0),
-    Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
-    Param("args_options", "str", "",
-          "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),
+    *override_knobs(),
 ])
 
 INFER = Schema("det3d", "infer", common_params("infer", samples_per_gpu=4) + [_CONF, _MAXDET])

@@ -11,7 +11,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from executor.pointcloud import Boxes3D
-from executor.scenes3d import MEAN_SIZES
+from .scenes import MEAN_SIZES
 
 from .geometry import Aug, augment_boxes, count_points, invert_boxes
 

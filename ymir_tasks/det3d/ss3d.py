@@ -31,7 +31,7 @@ from executor.fileio import atomic_write_json
 from executor.pointcloud import Boxes3D, load_points
 
 from ..common import runtime
-from .bank import FrameFeatures, MiningParams, calibrate, select
+from .bank import BankWriter, Frame, FrameFeatures, MiningParams, calibrate, collect_features, select
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -
     from .config import inference_dataset
     from ..common.candidates import BrokenCandidates
     from .infer import ModelPredictor, scan_batches
-    from .mining import BankWriter, Frame, collect_features
 
     p = ctx.cfg.params
     rounds, epochs = p["ss3d_iterations"], p["ss3d_epochs"]

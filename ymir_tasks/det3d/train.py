@@ -11,10 +11,9 @@ import shutil
 from ..common import runtime
 from ..common.stages import StageWriter
 from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_weights
+from .config import CONFIG
 
 log = logging.getLogger(__name__)
-
-CONFIG = "det3d_config.yaml"
 
 
 @runtime.distributed_entry
@@ -58,7 +57,7 @@ def train(ctx, launcher) -> None:
                                   for i, n in enumerate(names) if f"AP3D.{n}" in m},
                     "tp": m.get("tp"), "fp": m.get("fp"), "fn": m.get("fn"),
                     "conf_threshold": ctx.cfg["conf_threshold"]}
-        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mAP", ["mAP"], counts=["tp", "fp", "fn"],
+        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, ["mAP"], counts=["tp", "fp", "fn"],
                              attachment=attachment)
     rounds = ctx.cfg["ss3d_iterations"]
     if rounds and launcher:

@@ -7,28 +7,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 
-from ..common.mmconfig import apply_runtime
+from ..common.mmconfig import apply_runtime, set_num_classes
 from ..common.options import apply_overrides, find_preset, load_preset, parse_args_options, parse_img_size
 
 PRESETS = ("fastscnn", "deeplabv3plus", "tiny")
+CONFIG = "seg_config.yaml"  # the stage's config file, beside its checkpoint
 log = logging.getLogger(__name__)
 
 
 def preset_file(name: str, file: str = "config.yaml") -> Path:
     """A preset name or the path of a config file."""
     return find_preset("seg", PRESETS, name, file)
-
-
-def set_num_classes(node: Any, n: int) -> None:
-    """Patch every ``num_classes`` of the model (decode and auxiliary heads)."""
-    if isinstance(node, dict):
-        if "num_classes" in node:
-            node["num_classes"] = n
-        for v in node.values():
-            set_num_classes(v, n)
-    elif isinstance(node, list):
-        for v in node:
-            set_num_classes(v, n)
 
 
 def set_class_weight(node: Any, weights: List[float]) -> int:

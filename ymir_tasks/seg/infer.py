@@ -23,7 +23,7 @@ from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
 from ..common.models import Stage, find_stage, load_weights, stage_config
 from .data import IGNORE, LabelSpace
-from .train import CONFIG
+from .config import CONFIG
 
 log = logging.getLogger(__name__)
 

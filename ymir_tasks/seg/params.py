@@ -1,5 +1,5 @@
 """Hyper-parameters of the segmentation image (the seed's training / infer / mining tables)."""
-from executor.hyperparams import Param, Schema, common_params
+from executor.hyperparams import Param, Schema, common_params, override_knobs, run_knobs
 
 # BatchNorm after global pooling (Fast-SCNN's pyramid pooling, DeepLabV3+'s image pool) sees one
 # value per channel in a batch of one image and cannot train: two images per GPU at least.
@@ -15,19 +15,14 @@ TRAINING = Schema("seg", "training", common_params(
     Param("max_keep_ckpts", "int", -1, "checkpoints to keep (-1: all)", min=-1),
     Param("save_least_file", "bool", True,
           "keep only the files the result stages need; false adds the kept checkpoints to the 'last' stage"),
-    Param("early_stop_patience", "int", 0,
-          "stop when mIoU has not improved for this many evaluations (0: never)", min=0),
-    Param("fp16", "bool", False, "mixed-precision training (GPU only; ignored on CPU)"),
-    Param("resume", "bool", True, "resume from this run's last checkpoint when /out holds one"),
+    *run_knobs("mIoU"),
     Param("ignore_blank_area", "bool", False,
           "ignore unlabelled pixels (255) instead of learning them as a background class"),
     Param("class_weight", "str", "auto",
           "cross-entropy weight per class: auto (median-frequency balancing over the training pixels, "
           "clipped to 0.5 ... 10, so a rare class is learnt), none, or one number per model class "
           "(background first when there is one)"),
-    Param("cfg_options", "str", "", "mmengine config overrides 'key=value key2=value2'"),
-    Param("args_options", "str", "",
-          "--seed N, --deterministic, --resume, --no-resume, --load-from PATH, --cfg-options k=v ..."),
+    *override_knobs(),
 ])
 
 INFER = Schema("seg", "infer", common_params("infer") + [

@@ -17,11 +17,10 @@ from pathlib import Path
 from ..common import runtime
 from ..common.stages import StageWriter
 from ..common.training import barrier, remove_checkpoints, run_dirs, set_start_weights
+from .config import CONFIG
 from .data import LabelSpace, prepare
 
 log = logging.getLogger(__name__)
-
-CONFIG = "seg_config.yaml"
 
 
 @runtime.distributed_entry
@@ -57,9 +56,10 @@ def train(ctx, launcher) -> None:
         meta = {"kind": "seg", "class_names": labels.class_names, "model_classes": labels.model_classes,
                 "with_background": labels.with_background, "img_size": list(img_size),
                 "preset": ctx.cfg["config_file"]}
-        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, "mIoU", ["mIoU", "mAcc"],
+        writer = StageWriter(ctx, work_dir, cfg, CONFIG, meta, ["mIoU", "mAcc"],
                              attachment=lambda m: {"mIoU": m.get("mIoU"), "mAcc": m.get("mAcc"), "aAcc": m.get("aAcc"),
-                                                   "IoU": {k[4:]: v for k, v in m.items() if k.startswith("IoU.")}})
+                                                   "IoU": {k[4:]: v for k, v in m.items() if k.startswith("IoU.")}},
+                             checkpoints_in_last=not ctx.cfg["save_least_file"])
     runtime.set_task_context(ctx, stage_writer=writer)
     with runtime.trusted_checkpoints():
         runner = Runner.from_cfg(cfg)

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .workspace import Sample, _background, _encode, _place
+from .scenes2d import Sample, background, encode, place
 
 
 @dataclass(frozen=True)
@@ -48,25 +48,25 @@ _SHAPES = {"box": "rect", "square": "rect", "disc": "ellipse", "triangle": "tria
 _HUES = [(200, 40, 40), (40, 60, 210), (40, 170, 60)]
 
 
-def _shape(kind: str, box: Tuple[int, int, int, int], h: int, w: int) -> np.ndarray:
+def _shape(shape: str, box: Tuple[int, int, int, int], h: int, w: int) -> np.ndarray:
     x1, y1, x2, y2 = box
     yy, xx = np.mgrid[0:h, 0:w]
     cx, cy = (x1 + x2 - 1) / 2.0, (y1 + y2 - 1) / 2.0
     rx, ry = max((x2 - x1) / 2.0, 1.0), max((y2 - y1) / 2.0, 1.0)
     inside = (xx >= x1) & (xx < x2) & (yy >= y1) & (yy < y2)
     e = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
-    if kind == "rect":
+    if shape == "rect":
         return inside
-    if kind == "ellipse":
+    if shape == "ellipse":
         return e <= 1.0
-    if kind == "ring":
+    if shape == "ring":
         return (e <= 1.0) & (e >= 0.35)
-    if kind == "triangle":  # apex at the top centre
+    if shape == "triangle":  # apex at the top centre
         t = (yy - y1) / max(y2 - y1, 1)
         return inside & (np.abs(xx - cx) <= rx * t)
-    if kind == "cross":
+    if shape == "cross":
         return inside & ((np.abs(xx - cx) <= rx / 2.5) | (np.abs(yy - cy) <= ry / 2.5))
-    raise ValueError(kind)
+    raise ValueError(shape)
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _scene_objects(rng: np.random.RandomState, h: int, w: int, n_classes: int, r
     taken: List[Tuple[int, int, int, int]] = []
     objs = []
     for i in range(n):
-        box = _place(rng, h, w, [] if role == "hard" else taken, lo, hi)  # hard: overlaps allowed
+        box = place(rng, h, w, [] if role == "hard" else taken, lo, hi)  # hard: overlaps allowed
         if box is None:
             continue
         cls = common if (role == "rare" and i == 0) else int(rng.randint(0, common))
@@ -99,9 +99,9 @@ def _scene_objects(rng: np.random.RandomState, h: int, w: int, n_classes: int, r
     return objs
 
 
-def _render(kind: str, rng: np.random.RandomState, objs: Sequence[_Object], classes: Sequence[str], h: int, w: int,
+def _render(output: str, rng: np.random.RandomState, objs: Sequence[_Object], classes: Sequence[str], h: int, w: int,
             shift: Tuple[int, int], fmt: str) -> Sample:
-    img = _background(rng, h, w)
+    img = background(rng, h, w)
     label = np.full((h, w), 255, dtype=np.uint8)
     boxes, instances = [], []
     dx, dy = shift
@@ -121,8 +121,8 @@ def _render(kind: str, rng: np.random.RandomState, objs: Sequence[_Object], clas
             ys, xs = np.nonzero(visible)
             boxes.append((c, int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
     instances = [(c, m & (label == c)) for c, m in instances if (m & (label == c)).any()]
-    data, ext = _encode(img, fmt)
-    if kind == "det":
+    data, ext = encode(img, fmt)
+    if output == "boxes":
         return Sample(data, ext, w, h, boxes=boxes)
     return Sample(data, ext, w, h, mask=label, instances=instances)
 
@@ -142,12 +142,19 @@ def _roles(rng: np.random.RandomState, n: int, profile: Profile) -> List[str]:
     return roles
 
 
-def benchmark_samples(kind: str, rng: np.random.RandomState, n: int, profile: Profile,
-                      size: Tuple[int, int]) -> List[Sample]:
-    """``n`` images of ``kind`` ('det' or 'seg'): the profile's roles, near-duplicate clusters among
-    the common ones (a rare image is never duplicated: it must stay rare)."""
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; profiles: default, {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def benchmark_samples(output: str, rng: np.random.RandomState, n: int, profile: Profile,
+                      classes: Sequence[str], size: Tuple[int, int]) -> List[Sample]:
+    """``n`` images with ``output`` 'boxes' (JPEG) or 'mask' (PNG, with instances): the profile's
+    roles, near-duplicate clusters among the common ones (a rare image is never duplicated: it
+    must stay rare)."""
     w, h = size
-    classes = profile.det_classes if kind == "det" else profile.seg_classes
+    fmt = "png" if output == "mask" else "jpg"
     roles = _roles(rng, n, profile)
     out: List[Optional[Sample]] = [None] * n
     free = [i for i in range(n) if roles[i] != "rare"]
@@ -162,12 +169,12 @@ def benchmark_samples(kind: str, rng: np.random.RandomState, n: int, profile: Pr
         objs = _scene_objects(rng, h, w, len(classes), roles[members[0]])
         for j, i in enumerate(members):
             shift = (0, 0) if j == 0 else (int(rng.randint(-2, 3)), int(rng.randint(-2, 3)))
-            out[i] = _render(kind, rng, objs, classes, h, w, shift, "png" if kind == "seg" else "jpg")
+            out[i] = _render(output, rng, objs, classes, h, w, shift, fmt)
             roles[i] = f"dup:{members[0]}"
     for i in range(n):
         if out[i] is None:
             objs = _scene_objects(rng, h, w, len(classes), roles[i])
-            out[i] = _render(kind, rng, objs, classes, h, w, (0, 0), "png" if kind == "seg" else "jpg")
+            out[i] = _render(output, rng, objs, classes, h, w, (0, 0), fmt)
     return [s for s in out if s is not None]
 
 

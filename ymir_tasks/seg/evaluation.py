@@ -7,7 +7,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from .annotations import CocoSegReader
+from executor.annotations import CocoSegReader
 
 
 def predicted_masks(infer_json: str, class_names: Sequence[str]) -> Dict[str, np.ndarray]:

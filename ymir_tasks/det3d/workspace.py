@@ -1,4 +1,4 @@
-"""``make-workspace --kind det3d``: synthetic LiDAR scenes (:mod:`executor.scenes3d`) in the
+"""``make-workspace --kind det3d``: synthetic LiDAR scenes (:mod:`ymir_tasks.det3d.scenes`) in the
 platform layout: scans ``/in/assets/<xx>/<sha1>.bin``, labels ``/in/annotations/<xx>/<sha1>.txt``.
 
 * ``train``: ``train-index.tsv`` / ``val-index.tsv`` with full labels, plus the SS3D sparse copy
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .pointcloud import Boxes3D, format_boxes3d
-from .registry import TaskKind
-from .scenes3d import CLASSES, Scene, class_counts, make_scenes
+from executor.pointcloud import Boxes3D, format_boxes3d
+from executor.registry import TaskKind
+from executor.workspace import fresh_layout, write_env_config
+
+from .scenes import CLASSES, Scene, class_counts, make_scenes
 
 
 def _write_scene_files(in_dir: Path, scene: Scene) -> str:
@@ -52,26 +53,26 @@ def _summary(scenes: List[Scene]) -> Dict[str, Any]:
             "images_per_class": [sum(1 for s in scenes if class_counts(s.full)[c]) for c in range(3)]}
 
 
-def make_det3d_workspace(directory: str, kind: TaskKind, task: str, *, seed: int = 0, num_train: int = 48,
-                         num_val: int = 16, num_candidates: int = 24, protocol: str = "1.1.0",
-                         overrides: Optional[Dict[str, Any]] = None, profile=None) -> Dict[str, Any]:
-    from .workspace import _write_env_config  # shared env.yaml / config.yaml writer
+def make_workspace(directory: str, kind: TaskKind, task: str, *, seed: int = 0, num_train: int = 48,
+                   num_val: int = 16, num_candidates: int = 24, protocol: str = "1.1.0",
+                   overrides: Optional[Dict[str, Any]] = None, profile: str = "default") -> Dict[str, Any]:
+    bench = None
+    if profile != "default":
+        from ..common.benchmark import get_profile
 
+        bench = get_profile(profile)
     root = Path(directory)
-    in_dir, out_dir, gt_dir = root / "in", root / "out", root / "ground-truth"
-    for d in (in_dir, out_dir, gt_dir):
-        if d.exists():
-            shutil.rmtree(d)
-    for d in (in_dir / "models", in_dir / "annotations", out_dir):
-        d.mkdir(parents=True)
+    in_dir, _, gt_dir = fresh_layout(root)
     summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": CLASSES,
-                               "profile": profile.name if profile else "default"}
+                               "profile": profile}
     extra: Dict[str, Any] = {}
-    def scenes_of(s: int, n: int):
-        if profile is None:
+
+    def scenes_of(s: int, n: int) -> List[Scene]:
+        if bench is None:
             return make_scenes(s, n)
-        from .scenes3d import make_benchmark_scenes
-        return make_benchmark_scenes(s, n, profile)
+        from .scenes import make_benchmark_scenes
+
+        return make_benchmark_scenes(s, n, bench)
 
     if task == "train":
         splits = {"train": scenes_of(seed, num_train), "val": scenes_of(seed + 1000, num_val)}
@@ -105,6 +106,34 @@ def make_det3d_workspace(directory: str, kind: TaskKind, task: str, *, seed: int
             (in_dir / "full-index.tsv").write_text("".join(full_rows))
             extra["eval_index_file"] = "/in/full-index.tsv"
         summary["candidates"] = _summary(scenes)
-    _write_env_config(in_dir, kind, task, CLASSES, protocol, overrides, extra)
+    write_env_config(in_dir, kind, task, CLASSES, protocol, overrides, extra)
     (root / "workspace-summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def read_back(env, pm, class_names: List[str]) -> Dict[str, int]:
+    """The demo's check of a workspace: every scan and label file read with the contract readers."""
+    from executor.index import iter_candidates, read_index
+    from executor.pointcloud import load_points, read_boxes3d
+
+    found = {"images": 0, "objects": 0}
+    for index in (env.input.training_index_file, env.input.val_index_file):
+        for entry in (read_index(index, path_map=pm) if index else []):
+            load_points(entry.image)
+            found["images"] += 1
+            found["objects"] += len(read_boxes3d(entry.annotation, class_names))
+    if env.input.candidate_index_file:
+        for entry in iter_candidates(env.input.candidate_index_file, path_map=pm):
+            load_points(entry.image)
+            found["images"] += 1
+    return found
+
+
+def demo_summary(train_ws: Path, mine_ws: Path) -> Dict[str, str]:
+    """The demo's extra figure: the instance bank the mining round built."""
+    report = json.loads((mine_ws / "out" / "bank" / "mining-report.json").read_text())
+    allrow = [r for r in report.get("bank", []) if r["class"] == "all"]
+    if not allrow:
+        return {}
+    return {"bank": f"{allrow[0]['pseudo']} pseudo labels, recall@0.5 {allrow[0]['recall@0.5']:.2f}, "
+                    f"precision@0.5 {allrow[0]['precision@0.5']:.2f}"}

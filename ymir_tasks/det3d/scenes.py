@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .pointcloud import Boxes3D
+from executor.pointcloud import Boxes3D
 
 CLASSES = ["Car", "Pedestrian", "Cyclist"]
 CLASS_PROBS = [0.65, 0.20, 0.15]
@@ -158,9 +158,9 @@ def make_scenes(seed: int, n: int) -> List[Scene]:
 
 
 def make_benchmark_scenes(seed: int, n: int, profile) -> List[Scene]:
-    """Frames of a benchmark profile (:mod:`executor.benchmark`): a rare class, near-duplicate
+    """Frames of a benchmark profile (:mod:`ymir_tasks.common.benchmark`): a rare class, near-duplicate
     frames (the same objects, the points jittered and thinned), hard far objects, empty frames."""
-    from .benchmark import benchmark_scene_plan
+    from ..common.benchmark import benchmark_scene_plan
 
     rng = np.random.RandomState(seed)
     roles = benchmark_scene_plan(rng, n, profile)
