@@ -10,7 +10,8 @@ import numpy as np
 
 from executor.registry import TaskKind
 
-from ..common.scenes2d import COLOURS, Sample, background, encode, make_2d_workspace, place, shape_mask
+from ..common.scenes2d import COLOURS, Sample, background, encode, place, shape_mask
+from ..common.workspace2d import make_2d_workspace
 
 SEG_CLASSES = ["disc", "square"]
 
