@@ -1,6 +1,16 @@
 """Shared helpers: tiny platform-layout folders built in tmp_path."""
 from __future__ import annotations
 
+import os
+
+# pytest-xdist workers share the cores: each worker, and every process it starts, gets its share
+# of threads. With torch's default (all cores per process) two concurrent CPU trainings
+# oversubscribe the machine and OpenMP's spinning threads slow both by far more than 2x.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _share = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(_share))
+
 import shutil
 import tempfile
 from pathlib import Path
