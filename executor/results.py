@@ -288,6 +288,30 @@ class DetectionInferWriter(KeyedInferStream):
         self._entry(image_path, {self.list_key: items})
 
 
+def encode_label_map(label_map: np.ndarray, num_classes: int,
+                     ignore_index: int = 255) -> Tuple[int, int, List[Dict[str, Any]]]:
+    """(height, width, per class present: category_id, segmentation, bbox, area) of an HxW map of
+    class ids (0..num_classes-1); ``ignore_index`` pixels are left out. Several processes can
+    encode and one write (:meth:`SegmentationInferWriter.add_encoded`)."""
+    from pycocotools import mask as mask_utils  # light, but keep module import cheap
+
+    h, w = label_map.shape[:2]
+    anns = []
+    for cls in np.unique(label_map):
+        cls = int(cls)
+        if cls == ignore_index or cls < 0 or cls >= num_classes:
+            continue
+        rle = mask_utils.encode(np.asfortranarray((label_map == cls).astype(np.uint8)))
+        bbox = [float(v) for v in mask_utils.toBbox(rle)]
+        area = int(mask_utils.area(rle))
+        if area <= 0 or bbox[2] <= 0 or bbox[3] <= 0:
+            continue
+        anns.append({"category_id": cls, "iscrowd": 1,
+                     "segmentation": {"size": [int(h), int(w)], "counts": rle["counts"].decode("ascii")},
+                     "bbox": bbox, "area": area})
+    return int(h), int(w), anns
+
+
 class SegmentationInferWriter:
     """Streams COCO ``infer-result.json`` for semantic segmentation (contract §5.5).
 
@@ -308,35 +332,24 @@ class SegmentationInferWriter:
 
     def add(self, image_path: str, label_map: np.ndarray, ignore_index: int = 255) -> None:
         """``label_map``: HxW class ids (0..N-1); ``ignore_index`` pixels are left out."""
-        from pycocotools import mask as mask_utils  # light, but keep module import cheap
+        self.add_encoded(image_path, *encode_label_map(label_map, len(self.class_names), ignore_index))
 
+    def add_encoded(self, image_path: str, height: int, width: int, anns: Sequence[Dict[str, Any]]) -> None:
         name = os.path.basename(image_path)
         if name in self.seen:
             return
-        h, w = label_map.shape[:2]
         self.n_images += 1
         image_id = self.n_images
         self._images.write(("," if self.seen else "") +
-                           json.dumps({"id": image_id, "file_name": name, "width": int(w), "height": int(h)}))
+                           json.dumps({"id": image_id, "file_name": name, "width": int(width), "height": int(height)}))
         self.seen.add(name)
-        for cls in np.unique(label_map):
-            cls = int(cls)
-            if cls == ignore_index or cls < 0 or cls >= len(self.class_names):
-                continue
-            binary = np.asfortranarray((label_map == cls).astype(np.uint8))
-            rle = mask_utils.encode(binary)
-            bbox = [float(v) for v in mask_utils.toBbox(rle)]
-            area = int(mask_utils.area(rle))
-            if area <= 0 or bbox[2] <= 0 or bbox[3] <= 0:
-                continue
+        for a in anns:
             self.n_anns += 1
-            ann = {"id": self.n_anns, "image_id": image_id, "category_id": cls, "iscrowd": 1,
-                   "segmentation": {"size": [int(h), int(w)], "counts": rle["counts"].decode("ascii")},
-                   "bbox": bbox, "area": area}
+            ann = {"id": self.n_anns, "image_id": image_id, **a}
             self._anns.write(("," if self.n_anns > 1 else "") + json.dumps(ann))
 
     def add_empty(self, image_path: str, width: int, height: int) -> None:
-        self.add(image_path, np.full((height, width), 255, dtype=np.uint8))
+        self.add_encoded(image_path, height, width, [])
 
     def close(self, candidates: Iterable[Tuple[str, int, int]] = ()) -> None:
         """``candidates``: (path, width, height) of every candidate, so none is missing."""

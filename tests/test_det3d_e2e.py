@@ -90,6 +90,20 @@ def test_mining_and_inference_in_one_container(trained, tmp_path):
     assert len(doc["detection3d"]) == 6
 
 
+def test_two_processes_give_the_single_process_files(trained, tmp_path):
+    cfg = dict(score_low=0.05, aug_views=1, samples_per_gpu=1, workers_per_gpu=0, diversity=0.3)
+    one = _mine_ws(trained, tmp_path / "one", **cfg)
+    two = _mine_ws(trained, tmp_path / "two", gpu_count=2, **cfg)
+    assert run(str(one / "in"), str(one / "out")) == 0
+    r = run_cli(two)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert (r.stdout + r.stderr).count("--nproc_per_node=2") >= 2  # mining, then inference
+    assert verify_output(str(two / "in"), str(two / "out")) == []
+    for name in ("result.tsv", "infer-result.json", "bank/mining-report.json", "bank/bank_dbinfos.pkl"):
+        assert (one / "out" / name).read_bytes() == (two / "out" / name).read_bytes(), name
+    assert not (two / "out" / "mining-tmp").exists() and not (two / "out" / "infer-tmp").exists()
+
+
 def test_inference_finds_the_model_through_result_yaml(trained, tmp_path):
     ws = _mine_ws(trained, tmp_path / "inf", task="infer", conf_threshold=0.0)
     cfg = yaml.safe_load((ws / "in" / "config.yaml").read_text())

@@ -88,7 +88,8 @@ def test_each_miner_passes_verify(trained, tmp_path, algorithm):
     assert len(rows) == 10 and len({r[0] for r in rows}) == 10
 
 
-@pytest.mark.parametrize("task,algorithm", [("infer", None), ("mine", "cald"), ("mine", "aldd")])
+@pytest.mark.parametrize("task,algorithm", [("infer", None), ("mine", "cald"), ("mine", "aldd"), ("mine", "entropy"),
+                                            ("mine", "asm"), ("mine", "random")])
 def test_two_processes_give_the_single_process_files(trained, tmp_path, task, algorithm):
     cfg = {"samples_per_gpu": 1, "workers_per_gpu": 0}
     if algorithm:

@@ -93,6 +93,22 @@ def test_inference_on_val_passes_verify_and_masks_match_ground_truth(trained, tm
     assert len(list((inf / "out" / "masks").glob("*.png"))) == 16
 
 
+def test_two_processes_give_the_single_process_inference(trained, tmp_path):
+    ws, _ = trained
+    cfg = dict(samples_per_gpu=1, workers_per_gpu=0, save_color_mask=True)
+    one = infer_ws_from(ws, tmp_path / "one", ["/in/models/result.yaml"], **cfg)
+    two = infer_ws_from(ws, tmp_path / "two", ["/in/models/result.yaml"], gpu_count=2, **cfg)
+    for w in (one, two):
+        r = run_cli(w)
+        assert r.returncode == 0, r.stdout[-3000:]
+    assert "--nproc_per_node=2" in r.stdout + r.stderr
+    assert verify_output(str(two / "in"), str(two / "out")) == []
+    assert (one / "out" / "infer-result.json").read_bytes() == (two / "out" / "infer-result.json").read_bytes()
+    masks = {m.name: m.read_bytes() for m in (one / "out" / "masks").glob("*.png")}
+    assert len(masks) == 16 and masks == {m.name: m.read_bytes() for m in (two / "out" / "masks").glob("*.png")}
+    assert not (two / "out" / "infer-tmp").exists()
+
+
 def test_inference_without_a_model_fails_with_300004(tmp_path, trained):
     ws, _ = trained
     inf = infer_ws_from(ws, tmp_path / "infer", ["/in/models/nothing.pth"])

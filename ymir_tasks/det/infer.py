@@ -3,9 +3,7 @@ integer boxes per the contract, every candidate present, streamed. Several proce
 candidates (``[rank::world]``) and rank 0 merges in candidate order."""
 from __future__ import annotations
 
-import json
 import logging
-import os
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -15,6 +13,7 @@ from executor.results import DetectionInferWriter
 
 from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
+from ..common.shards import CandidateShards
 from ..common.models import Stage, find_stage, load_weights, stage_config
 from .config import CONFIG, apply_detection_cap
 from .params import certain_score
@@ -88,52 +87,29 @@ def model_for(ctx, max_detections: int, score_thr: Optional[float] = None):
 @runtime.distributed_entry
 def infer(ctx, launcher) -> None:
     model, stage = model_for(ctx, ctx.cfg["max_detections"], ctx.cfg["conf_threshold"])
-    class_names = stage.class_names
-    rank, world = runtime.rank(), runtime.world_size()
     cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
                                                                   path_map=ctx.env.path_map))]
-    part = cands[rank::world]
+    shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
     conf = ctx.cfg["conf_threshold"]
     if ctx.cfg["certain_only"]:
         conf = max(conf, certain_score(ctx.cfg.params, stage.meta))
         log.info("inference: certain boxes only (score >= %.3f), the pre-annotations of mining with prediction", conf)
-    shard = os.path.join(ctx.env.output.root_dir, "infer-tmp", f"rank{rank}.jsonl")
-    os.makedirs(os.path.dirname(shard), exist_ok=True)
     log.info("inference: %d of %d candidates here, batch %d, conf %.3f, up to %d boxes per image, model %s",
-             len(part), len(cands), ctx.cfg["samples_per_gpu"], conf, ctx.cfg["max_detections"], stage.dir)
+             len(shards.part), len(cands), ctx.cfg["samples_per_gpu"], conf, ctx.cfg["max_detections"], stage.dir)
     done = 0
-    broken = BrokenCandidates(ctx.cfg["max_broken_ratio"], len(part), "inference")
-    with open(shard, "w", encoding="utf-8") as f:
-        for batch in batches(part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], broken):
-            for (idx, path, _), (b, s, l) in zip(batch, detect(model, [img for *_, img in batch], ctx.cfg["fp16"])):
-                keep = s >= conf
-                f.write(json.dumps([idx, [[int(c), float(sc), *map(float, bb)]
-                                          for bb, sc, c in zip(b[keep], s[keep], l[keep])]]) + "\n")
-                done += 1
-                if rank == 0:
-                    ctx.progress(0.95 * (done + len(broken)) / max(len(part), 1))
-    broken.save(os.path.dirname(shard))
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()
-    if rank == 0:
-        broken.merge(os.path.dirname(shard), world, len(cands)).report(ctx)
-        records: Dict[int, List] = {}
-        for r in range(world):
-            with open(os.path.join(os.path.dirname(shard), f"rank{r}.jsonl"), encoding="utf-8") as f:
-                for line in f:
-                    idx, boxes = json.loads(line)
-                    records[idx] = boxes
-        writer = DetectionInferWriter(ctx.env, class_names)
+    for batch in batches(shards.part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], shards.broken):
+        for (idx, path, _), (b, s, l) in zip(batch, detect(model, [img for *_, img in batch], ctx.cfg["fp16"])):
+            keep = s >= conf
+            shards.write(idx, [(int(c), float(sc), *map(float, bb)) for bb, sc, c in zip(b[keep], s[keep], l[keep])])
+            done += 1
+            if shards.rank == 0:
+                ctx.progress(0.95 * shards.progress(done))
+    if shards.gather(ctx):
+        writer = DetectionInferWriter(ctx.env, stage.class_names)
         n_boxes = 0
-        for idx, path in cands:
-            boxes = records.get(idx, [])
-            writer.add(path, [tuple(b) for b in boxes])
+        for idx, boxes in shards.every(missing=[]):
+            writer.add(cands[idx][1], boxes)
             n_boxes += len(boxes)
-        writer.close(path for _, path in cands)
-        import shutil
-        shutil.rmtree(os.path.dirname(shard), ignore_errors=True)
+        writer.close()
         log.info("inference: wrote %s (%d images, %d boxes)", ctx.env.output.infer_result_file, len(cands), n_boxes)
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()
+    shards.finish()

@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -224,20 +223,15 @@ def dominant_class(scores: np.ndarray, labels: np.ndarray) -> int:
 
 @runtime.distributed_entry
 def mine(ctx, launcher) -> None:
-    import json
 
-    from ..common.candidates import BrokenCandidates
+    from ..common.shards import CandidateShards
     from .infer import batches, detect, model_for
 
     p = ctx.cfg.params
     algorithm = p["mining_algorithm"]
     cands = list(iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
-    rank, world = runtime.rank(), runtime.world_size()
-    items = [(i, c.image) for i, c in enumerate(cands)][rank::world]
-    tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
-    os.makedirs(tmp, exist_ok=True)
-    scores: Dict[int, float] = {}
-    broken = BrokenCandidates(p["max_broken_ratio"], len(items), "mining")
+    shards = CandidateShards(ctx, launcher, "mining", [(i, c.image) for i, c in enumerate(cands)],
+                             p["max_broken_ratio"])
     if algorithm != "random":
         # aldd reads dense maps, not boxes; entropy and cald ignore boxes under the mining threshold.
         model, stage = model_for(ctx, p["max_detections"],
@@ -255,7 +249,7 @@ def mine(ctx, launcher) -> None:
     tap = FeatureTap(tap_module(model)) if ordered else None
     # random reads the images too, so an unreadable candidate ranks last with every algorithm
     with tap if tap is not None else contextlib.nullcontext():
-        for batch in batches(items, p["samples_per_gpu"], p["workers_per_gpu"], broken):
+        for batch in batches(shards.part, p["samples_per_gpu"], p["workers_per_gpu"], shards.broken):
             imgs = [img for *_, img in batch]
             peaks: List[int] = [-1] * len(batch)
             if algorithm == "random":
@@ -289,36 +283,21 @@ def mine(ctx, launcher) -> None:
                     c = cald_consistency((b[keep], s[keep]), augs)
                     vals.append(NO_DETECTION if c is None else -c)
             for (idx, _, _), v, cl in zip(batch, vals, peaks):
-                scores[idx] = float(v)
+                shards.write(idx, float(v))
                 classes[idx] = int(cl)
             if tap is not None:
                 for (idx, _, _), row in zip(batch, tap.take(len(batch))):
                     feats[idx] = row
             done += len(batch)
-            if rank == 0:
-                ctx.progress(0.95 * (done + len(broken)) / max(len(items), 1))
+            if shards.rank == 0:
+                ctx.progress(0.95 * shards.progress(done))
     if ordered:
-        save_features(tmp, rank, feats, classes)
-    with open(os.path.join(tmp, f"rank{rank}.json"), "w", encoding="utf-8") as f:
-        json.dump(scores, f)
-    broken.save(tmp)
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()
-    if rank == 0:
-        merged: Dict[int, float] = {}
-        for r in range(world):
-            with open(os.path.join(tmp, f"rank{r}.json"), encoding="utf-8") as f:
-                merged.update({int(k): v for k, v in json.load(f).items()})
-        broken.merge(tmp, world, len(cands)).report(ctx)
+        save_features(shards.dir, shards.rank, feats, classes)
+    if shards.gather(ctx):
         # an unreadable candidate has no score: it ranks after every scored one
-        all_scores = [merged.get(i, UNREADABLE_SCORE) for i in range(len(cands))]
-        feat_mat, cls_arr = load_features(tmp, world, len(cands)) if ordered else (None, None)
+        all_scores = [v for _, v in shards.every(missing=UNREADABLE_SCORE)]
+        feat_mat, cls_arr = load_features(shards.dir, shards.world, len(cands)) if ordered else (None, None)
         write_ordered_mining_result(ctx.env, [c.raw_image for c in cands], all_scores, feat_mat, cls_arr,
                                     p if ordered else {})
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
         log.info("mining %s: wrote %s (%d candidates)", algorithm, ctx.env.output.mining_result_file, len(cands))
-    if launcher:
-        import torch.distributed as dist
-        dist.barrier()
+    shards.finish()

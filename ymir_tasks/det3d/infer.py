@@ -13,6 +13,7 @@ from executor.pointcloud import Boxes3D, load_points
 
 from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
+from ..common.shards import CandidateShards
 from ..common.models import find_stage, load_weights, stage_config
 from .geometry import Aug, augment_points, invert_boxes
 from .infer_result import Detection3DInferWriter
@@ -105,29 +106,33 @@ def scan_batches(items: Sequence[Tuple[int, str, Optional[str]]], batch_size: in
     yield from candidate_batches(items, _load_scan, batch_size, workers, broken)
 
 
-def infer(ctx) -> None:
-    if ctx.cfg.gpu_count > 1:
-        log.warning("3D inference runs in one process (gpu_count %d asked)", ctx.cfg.gpu_count)
+@runtime.distributed_entry
+def infer(ctx, launcher) -> None:
     conf = ctx.cfg["conf_threshold"]
     model, meta, _ = load_model(ctx, ctx.cfg["max_detections"], conf)
     cands = [(i, c.image, None) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
                                                                         path_map=ctx.env.path_map))]
-    writer = Detection3DInferWriter(ctx.env, meta["class_names"])
-    broken = BrokenCandidates(ctx.cfg["max_broken_ratio"], len(cands), "inference")
-    n_boxes = done = 0
-    try:
-        for batch in scan_batches(cands, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], broken):
-            for (_, path, _, _), b in zip(batch, predict(model, [pts for *_, pts in batch])):
-                keep = b.scores >= conf
-                writer.add(path, [(int(l), float(s), box) for box, l, s in
-                                  zip(b.boxes[keep], b.labels[keep], b.scores[keep])])
-                n_boxes += int(keep.sum())
-                done += 1
-                ctx.progress(0.95 * (done + len(broken)) / max(len(cands), 1))
-        broken.report(ctx)
-        writer.close(path for _, path, _ in cands)
-    except BaseException:
-        writer.abort()
-        raise
-    log.info("3D inference: wrote %s (%d frames, %d boxes, conf %.2f)", ctx.env.output.infer_result_file,
-             len(cands), n_boxes, conf)
+    shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
+    done = 0
+    for batch in scan_batches(shards.part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], shards.broken):
+        for (idx, _, _, _), b in zip(batch, predict(model, [pts for *_, pts in batch])):
+            keep = b.scores >= conf
+            shards.write(idx, [(int(l), float(s), box) for box, l, s in
+                               zip(b.boxes[keep], b.labels[keep], b.scores[keep])])
+            done += 1
+            if shards.rank == 0:
+                ctx.progress(0.95 * shards.progress(done))
+    if shards.gather(ctx):
+        writer = Detection3DInferWriter(ctx.env, meta["class_names"])
+        n_boxes = 0
+        try:
+            for idx, boxes in shards.every(missing=[]):
+                writer.add(cands[idx][1], boxes)
+                n_boxes += len(boxes)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        log.info("3D inference: wrote %s (%d frames, %d boxes, conf %.2f)", ctx.env.output.infer_result_file,
+                 len(cands), n_boxes, conf)
+    shards.finish()

@@ -2,9 +2,10 @@
 
 Pass 1 predicts every frame on the raw scan and ``aug_views`` augmented copies (batched, scans
 loaded in DataLoader workers), reduces the predictions to per-box features and streams them to
-``/out/mining-tmp``; the calibration samples (predictions matching annotated boxes) are all it
-keeps in memory. Pass 2 applies the calibrated thresholds frame by frame: bank inserts, frame
-scores, the bank files and, when ``eval_index_file`` names full labels, the bank table.
+``/out/mining-tmp`` (several processes share the frames: :mod:`..common.shards`). Rank 0 reads
+them back for the calibration samples (predictions matching annotated boxes); pass 2, there too,
+applies the calibrated thresholds frame by frame: bank inserts, frame scores, the bank files and,
+when ``eval_index_file`` names full labels, the bank table.
 
 Outputs: ``/out/result.tsv`` (contract); with ``write_bank``: ``/out/bank/bank_dbinfos.pkl`` +
 ``/out/bank/database/*.bin`` (mmdet3d dbinfos: ``DataBaseSampler(info_path=..., data_root=/out/bank)``
@@ -18,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
-import shutil
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,31 +29,14 @@ from executor.index import iter_candidates_with_labels, read_index
 from executor.pointcloud import load_points, read_boxes3d
 from executor.results import UNREADABLE_SCORE
 
+from ..common import runtime
+from ..common.shards import CandidateShards
 from ..common.diversity import FeatureTap, tap_module, wants_order, write_ordered_mining_result
 
 from .bank import (BankEvaluator, BankWriter, Frame, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds,
-                   calibrate, collect_features, select, spearman)
+                   add_samples, calibrate, collect_features, select, spearman)
 
 log = logging.getLogger(__name__)
-
-
-def _feature_stream(path: str) -> Tuple[Callable[[FrameFeatures], None], Callable[[], Iterator[FrameFeatures]],
-                                       Callable[[], None]]:
-    f = open(path, "wb")
-
-    def sink(feats: FrameFeatures) -> None:
-        pickle.dump(feats, f, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def read() -> Iterator[FrameFeatures]:
-        f.close()
-        with open(path, "rb") as r:
-            while True:
-                try:
-                    yield pickle.load(r)
-                except EOFError:
-                    return
-
-    return sink, read, f.close
 
 
 def _eval_labels(ctx) -> Optional[Dict[str, str]]:
@@ -67,13 +49,11 @@ def _eval_labels(ctx) -> Optional[Dict[str, str]]:
     return {e.raw_image: e.annotation for e in read_index(local, path_map=ctx.env.path_map)}
 
 
-def mine(ctx) -> None:
-    from ..common.candidates import BrokenCandidates
+@runtime.distributed_entry
+def mine(ctx, launcher) -> None:
     from .infer import ModelPredictor, load_model, scan_batches
 
     p = ctx.cfg.params
-    if ctx.cfg.gpu_count > 1:
-        log.warning("3D mining runs in one process (gpu_count %d asked)", ctx.cfg.gpu_count)
     names = list(ctx.class_names)
     params = MiningParams.from_config(p)
     model, meta, stage = load_model(ctx, p["max_detections"], params.score_low)
@@ -83,49 +63,56 @@ def mine(ctx) -> None:
         names = list(meta["class_names"])
     entries = list(iter_candidates_with_labels(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
     frames = [Frame(e.raw_image, e.image, read_boxes3d(e.annotation, names)) for e in entries]
-    log.info("3D mining: %d frames (%d annotated boxes), %d augmented view(s), score %s, model %s", len(frames),
-             sum(len(f.known) for f in frames), p["aug_views"], p["mining_score"], stage.dir)
-    tmp = os.path.join(ctx.env.output.root_dir, "mining-tmp")
-    os.makedirs(tmp, exist_ok=True)
-    sink, read, close = _feature_stream(os.path.join(tmp, "features.pkl"))
+    shards = CandidateShards(ctx, launcher, "mining", [(i, f.scan, None) for i, f in enumerate(frames)],
+                             p["max_broken_ratio"])
+    log.info("3D mining: %d of %d frames here (%d annotated boxes in all), %d augmented view(s), score %s, "
+             "model %s", len(shards.part), len(frames), sum(len(f.known) for f in frames), p["aug_views"],
+             p["mining_score"], stage.dir)
     ordered = wants_order(p)
     tap = FeatureTap(tap_module(model)) if ordered else None
     predictor = ModelPredictor(model, p["samples_per_gpu"], tap)
-    by_index = {i: f for i, f in enumerate(frames)}
-    broken = BrokenCandidates(p["max_broken_ratio"], len(frames), "mining")
+    index_of = {f.key: i for i, f in enumerate(frames)}
 
     def batches():
-        for batch in scan_batches([(i, f.scan, None) for i, f in by_index.items()], p["samples_per_gpu"],
-                                  p["workers_per_gpu"], broken):
-            yield [(by_index[i], pts) for i, _, _, pts in batch]
+        for batch in scan_batches(shards.part, p["samples_per_gpu"], p["workers_per_gpu"], shards.broken):
+            yield [(frames[i], pts) for i, _, _, pts in batch]
 
-    try:
-        with tap if tap is not None else contextlib.nullcontext():
-            samples = collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink,
-                                       lambda n: ctx.progress(0.85 * (n + len(broken)) / max(len(frames), 1)))
-    finally:
-        close()
-    th = calibrate(samples, len(names), params)
-    for row in th.table(names):
-        log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions)", row["class"],
-                 row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback", row["samples"])
-    results = finish(ctx, read(), th, params, names, by_frame_scan={f.key: f.scan for f in frames})
-    shutil.rmtree(tmp, ignore_errors=True)
-    key = p["mining_score"]
-    broken.report(ctx)
-    scored = {r.key: getattr(r, key) for r in results}
-    # an unreadable scan was not scored: it ranks after every scored frame
-    keys = [f.key for f in frames]
-    feat_mat = cls_arr = None
-    if ordered:
-        by_key = {r.key: r for r in results}
-        dim = len(next(iter(predictor.features.values()))) if predictor.features else 0
-        feat_mat = np.stack([predictor.features.get(k, np.zeros(dim, np.float32)) for k in keys]) if dim else None
-        cls_arr = np.asarray([_dominant(by_key[k]) if k in by_key else -1 for k in keys])
-    n = write_ordered_mining_result(ctx.env, keys, [scored.get(k, UNREADABLE_SCORE) for k in keys], feat_mat, cls_arr,
-                                    p)
-    log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file, n,
-             sum(len(r.pseudo) for r in results), key)
+    def sink(feats: FrameFeatures) -> None:  # the frame's pooled features travel with its record
+        shards.write(index_of[feats.key], (feats, predictor.features.pop(feats.key, None)))
+
+    def progress(n: int) -> None:
+        if shards.rank == 0:
+            ctx.progress(0.85 * shards.progress(n))
+
+    with tap if tap is not None else contextlib.nullcontext():
+        collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink, progress)
+    if shards.gather(ctx):
+        samples: Dict[int, List[Tuple[float, float]]] = {}
+        for _, (feats, _) in shards.records():  # every process's calibration samples
+            add_samples(samples, feats)
+        th = calibrate(samples, len(names), params)
+        for row in th.table(names):
+            log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions)", row["class"],
+                     row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback",
+                     row["samples"])
+        results = finish(ctx, (feats for _, (feats, _) in shards.records()), th, params, names,
+                         by_frame_scan={f.key: f.scan for f in frames})
+        key = p["mining_score"]
+        scored = {r.key: getattr(r, key) for r in results}
+        # an unreadable scan was not scored: it ranks after every scored frame
+        keys = [f.key for f in frames]
+        feat_mat = cls_arr = None
+        if ordered:
+            rows = {frames[i].key: row for i, (_, row) in shards.records() if row is not None}
+            by_key = {r.key: r for r in results}
+            dim = len(next(iter(rows.values()))) if rows else 0
+            feat_mat = np.stack([rows.get(k, np.zeros(dim, np.float32)) for k in keys]) if dim else None
+            cls_arr = np.asarray([_dominant(by_key[k]) if k in by_key else -1 for k in keys])
+        n = write_ordered_mining_result(ctx.env, keys, [scored.get(k, UNREADABLE_SCORE) for k in keys], feat_mat,
+                                        cls_arr, p)
+        log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file,
+                 n, sum(len(r.pseudo) for r in results), key)
+    shards.finish()
 
 
 def _dominant(r: FrameResult) -> int:

@@ -17,10 +17,11 @@ import numpy as np
 from executor.errors import YmirError
 from executor.images import image_size, load_image
 from executor.index import iter_candidates
-from executor.results import SegmentationInferWriter
+from executor.results import SegmentationInferWriter, encode_label_map
 
 from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
+from ..common.shards import CandidateShards
 from ..common.models import Stage, find_stage, load_weights, stage_config
 from .data import IGNORE, LabelSpace
 from .config import CONFIG
@@ -78,7 +79,8 @@ def stored_size(path: str) -> Tuple[int, int]:
         return 1, 1
 
 
-def infer(ctx) -> None:
+@runtime.distributed_entry
+def infer(ctx, launcher) -> None:
     stage = find_model(ctx)
     meta = stage.meta
     labels = LabelSpace(list(meta["class_names"]), bool(meta["with_background"]))
@@ -92,8 +94,7 @@ def infer(ctx) -> None:
     model = load_model(ctx, stage, runtime.device(), img_size)
     index = ctx.env.input.candidate_index_file
     cands = [(i, c.image) for i, c in enumerate(iter_candidates(index, path_map=ctx.env.path_map))]
-    total = len(cands)
-    writer = SegmentationInferWriter(ctx.env, labels.class_names)
+    shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
     masks_dir = os.path.join(ctx.env.output.root_dir, "masks") if ctx.cfg["save_color_mask"] else None
     if masks_dir:
         os.makedirs(masks_dir, exist_ok=True)
@@ -101,25 +102,28 @@ def infer(ctx) -> None:
 
     colours = np.array(palette(len(labels.class_names) + 1)[1:] + [[0, 0, 0]] * (256 - len(labels.class_names)),
                        dtype=np.uint8)
-    log.info("inference: %d candidates, batch %d, model %s", total, ctx.cfg["samples_per_gpu"], stage.dir)
-    broken = BrokenCandidates(ctx.cfg["max_broken_ratio"], total, "inference")
+    log.info("inference: %d of %d candidates here, batch %d, model %s", len(shards.part), len(cands),
+             ctx.cfg["samples_per_gpu"], stage.dir)
     done = 0
-    next_idx = 0
-    for idx, path, pred in predict_batches(model, cands, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"],
-                                           broken, ctx.cfg["fp16"]):
-        for i, p in cands[next_idx:idx]:  # unreadable ones before this candidate: listed, no prediction
-            writer.add_empty(p, *stored_size(p))
-        next_idx = idx + 1
+    for idx, path, pred in predict_batches(model, shards.part, ctx.cfg["samples_per_gpu"],
+                                           ctx.cfg["workers_per_gpu"], shards.broken, ctx.cfg["fp16"]):
         label = labels.to_ymir(pred)
-        writer.add(path, label, ignore_index=IGNORE)
+        shards.write(idx, encode_label_map(label, len(labels.class_names), ignore_index=IGNORE))
         if masks_dir:
             from PIL import Image
             Image.fromarray(colours[label]).save(os.path.join(masks_dir, Path(path).stem + ".png"))
         done += 1
-        ctx.progress((done + len(broken)) / max(total, 1))
-    for _, p in cands[next_idx:]:
-        writer.add_empty(p, *stored_size(p))
-    broken.report(ctx)
-    writer.close()
-    log.info("inference: wrote %s (%d images, %d annotations)", ctx.env.output.infer_result_file,
-             writer.n_images, writer.n_anns)
+        if shards.rank == 0:
+            ctx.progress(0.95 * shards.progress(done))
+    if shards.gather(ctx):
+        writer = SegmentationInferWriter(ctx.env, labels.class_names)
+        for idx, rec in shards.every():
+            path = cands[idx][1]
+            if rec is None:  # unreadable: listed, no prediction
+                writer.add_empty(path, *stored_size(path))
+            else:
+                writer.add_encoded(path, *rec)
+        writer.close()
+        log.info("inference: wrote %s (%d images, %d annotations)", ctx.env.output.infer_result_file,
+                 writer.n_images, writer.n_anns)
+    shards.finish()

@@ -3,9 +3,9 @@
 Pipeline: candidates are decoded (and, for RSAL, cut into superpixels) in DataLoader workers
 while the model runs batched forward passes; per image only small arrays leave the scorer
 (region scores and classes for RSAL, picked windows for RIPU) and go to a per-process file
-under ``/out/mining-tmp``, so memory stays flat with the pool size. Every process scores a
-shard (``candidates[rank::world]``); rank 0 merges the shards in candidate order, so the
-merged ``result.tsv`` equals the single-process one. Then: class-balance weights and the
+under ``/out/mining-tmp``, so memory stays flat with the pool size. Processes share the
+candidates through :class:`~ymir_tasks.common.shards.CandidateShards`, so the merged
+``result.tsv`` equals the single-process one. Then: class-balance weights and the
 percentile threshold over all regions (RSAL), image scores, ``result.tsv``, and lossless PNG
 masks (255 = label this region) of the first ``max_kept_mining_image`` images in
 ``/out/masks/<image stem>.png``.
@@ -13,13 +13,10 @@ masks (255 = label this region) of the first ``max_kept_mining_image`` images in
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import shutil
-import struct
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -28,9 +25,10 @@ from executor.index import iter_candidates
 from executor.results import UNREADABLE_SCORE
 
 from ...common import runtime
-from ...common.candidates import BrokenCandidates, candidate_batches
+from ...common.candidates import candidate_batches
 from ...common.diversity import (FeatureTap, load_features, mining_order, save_features, tap_module, wants_order,
                                  write_ordered_mining_result)
+from ...common.shards import CandidateShards
 from ..infer import find_model, load_model
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
                       ripu_pick, ripu_score_map, select_regions)
@@ -67,31 +65,6 @@ def _forward(model, images: List[np.ndarray], fp16: bool):
     return [r.seg_logits.data for r in results]
 
 
-class _Shard:
-    """Binary per-process store of per-image mining records."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.f = open(path, "wb")
-
-    def write(self, idx: int, score_or_regions, extra) -> None:
-        blob = json.dumps([idx, score_or_regions, extra]).encode()
-        self.f.write(struct.pack("<I", len(blob)) + blob)
-
-    def close(self) -> None:
-        self.f.close()
-
-
-def _read_shard(path: str):
-    with open(path, "rb") as f:
-        while True:
-            head = f.read(4)
-            if not head:
-                return
-            (n,) = struct.unpack("<I", head)
-            yield json.loads(f.read(n))
-
-
 @runtime.distributed_entry
 def mine(ctx, launcher) -> None:
     import torch
@@ -106,26 +79,18 @@ def mine(ctx, launcher) -> None:
     model = load_model(ctx, stage, runtime.device(), parse_img_size(meta["img_size"], (512, 512), stage.meta_file))
     dev = next(model.parameters()).device
     num_classes = len(meta["model_classes"])
-    out_root = ctx.env.output.root_dir
-    tmp = os.path.join(out_root, "mining-tmp")
-    rank, world = runtime.rank(), runtime.world_size()
-    if rank == 0 and os.path.isdir(tmp):
-        shutil.rmtree(tmp)
-    if launcher:
-        torch.distributed.barrier()
-    os.makedirs(os.path.join(tmp, "superpixels"), exist_ok=True)
     cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
                                                                   path_map=ctx.env.path_map))]
     raw = [c.raw_image for c in iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map,
                                                 check_exists=False, warn_repeats=False)]
-    mine_part = cands[rank::world]
+    shards = CandidateShards(ctx, launcher, "mining", cands, p["max_broken_ratio"])
+    tmp = shards.dir
+    os.makedirs(os.path.join(tmp, "superpixels"), exist_ok=True)
     method = p["superpixel_algorithm"] if algorithm == "RSAL" else None
-    broken = BrokenCandidates(p["max_broken_ratio"], len(mine_part), "mining")
-    loader = candidate_batches(mine_part, _LoadWithSuperpixels(method, p["max_superpixel_per_image"]),
-                               p["samples_per_gpu"], p["workers_per_gpu"], broken)
-    shard = _Shard(os.path.join(tmp, f"rank{rank}.bin"))
+    loader = candidate_batches(shards.part, _LoadWithSuperpixels(method, p["max_superpixel_per_image"]),
+                               p["samples_per_gpu"], p["workers_per_gpu"], shards.broken)
     log.info("mining %s (%s): %d of %d candidates in this process, batch %d, %d workers, device %s", algorithm,
-             method or "windows", len(mine_part), len(cands), p["samples_per_gpu"], p["workers_per_gpu"], dev)
+             method or "windows", len(shards.part), len(cands), p["samples_per_gpu"], p["workers_per_gpu"], dev)
     done = 0
     ordered = wants_order(p)
     feats: Dict[int, np.ndarray] = {}
@@ -142,52 +107,40 @@ def mine(ctx, launcher) -> None:
                     u = pixel_uncertainty(prob, p["uncertainty_method"])
                     labels = torch.from_numpy(sp).to(dev)
                     mean, dominant = region_scores(u, prob.argmax(0), labels, num_classes)
-                    shard.write(idx, mean.cpu().tolist(), dominant.cpu().tolist())
+                    shards.write(idx, (mean.cpu().tolist(), dominant.cpu().tolist()))
                     _save_labels(os.path.join(tmp, "superpixels", f"{idx}.png"), sp)
                 else:
                     score, _, _ = ripu_score_map(prob, p["ripu_region_radius"])
                     picks = ripu_pick(score, k_regions, p["ripu_region_radius"])
-                    shard.write(idx, sum(v for _, _, v in picks), [[y, x] for y, x, _ in picks] +
-                                [list(prob.shape[1:])])
+                    shards.write(idx, (sum(v for _, _, v in picks), [[y, x] for y, x, _ in picks] +
+                                       [list(prob.shape[1:])]))
                 if ordered:
                     feats[idx] = row
                     hist = torch.bincount(prob.argmax(0).flatten(), minlength=num_classes)[first_real:]
                     classes[idx] = int(hist.argmax()) + first_real if int(hist.sum()) else -1
                 done += 1
-                if rank == 0:
-                    ctx.progress(0.9 * (done + len(broken)) / max(len(mine_part), 1))
+                if shards.rank == 0:
+                    ctx.progress(0.9 * shards.progress(done))
     if ordered:
-        save_features(tmp, rank, feats, classes)
-    shard.close()
-    broken.save(tmp)
-    if launcher:
-        torch.distributed.barrier()
-    if rank == 0:
-        broken.merge(tmp, world, len(cands)).report(ctx)
-        shards = [os.path.join(tmp, f"rank{r}.bin") for r in range(world)]
+        save_features(tmp, shards.rank, feats, classes)
+    if shards.gather(ctx):
         if algorithm == "RSAL":
-            scores, selected = _rsal_image_scores(shards, len(cands), num_classes, p, meta)
+            scores, selected = rsal_image_scores(lambda: ((i, a, b) for i, (a, b) in shards.records()), len(cands),
+                                                 num_classes, p["max_kept_mining_image"], k_regions,
+                                                 p["class_balance"], tmp)
         else:
-            scores, selected = _ripu_image_scores(shards, len(cands))
-        feat_mat, cls_arr = load_features(tmp, world, len(cands)) if ordered else (None, None)
+            scores, selected = _ripu_image_scores(shards.records(), len(cands))
+        feat_mat, cls_arr = load_features(tmp, shards.world, len(cands)) if ordered else (None, None)
         order = mining_order(scores, feat_mat, cls_arr, p)
         write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p, order)
         _write_masks(ctx, cands, order, selected, algorithm, p, tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
         log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))
-    if launcher:
-        torch.distributed.barrier()
+    shards.finish()
 
 
 def _save_labels(path: str, labels: np.ndarray) -> None:
     import cv2
     cv2.imwrite(path, labels.astype(np.uint16))  # K <= 65535; lossless
-
-
-def _rsal_image_scores(shards: Sequence[str], n: int, num_classes: int, p: Dict, meta: Dict):
-    return rsal_image_scores(lambda: (r for path in shards for r in _read_shard(path)), n, num_classes,
-                             p["max_kept_mining_image"], p["topk_superpixel_score"], p["class_balance"],
-                             os.path.dirname(shards[0]))
 
 
 def rsal_image_scores(records: Callable[[], Iterable], n: int, num_classes: int, kept: int, k: int,
@@ -225,13 +178,12 @@ def rsal_image_scores(records: Callable[[], Iterable], n: int, num_classes: int,
     return image_scores, selected
 
 
-def _ripu_image_scores(shards: Sequence[str], n: int):
+def _ripu_image_scores(records: Iterable, n: int):
     image_scores = [UNREADABLE_SCORE] * n  # a candidate without a record could not be read
     selected: Dict[int, List] = {}
-    for path in shards:
-        for idx, score, picks in _read_shard(path):
-            image_scores[idx] = float(score)
-            selected[idx] = picks
+    for idx, (score, picks) in records:
+        image_scores[idx] = float(score)
+        selected[idx] = picks
     return image_scores, selected
 
 
