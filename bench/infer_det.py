@@ -34,7 +34,8 @@ def main() -> None:
 
     from ymir_tasks.common.runtime import device
     from ymir_tasks.det.config import preset_file
-    from ymir_tasks.det.infer import apply_detection_cap, batches, detect, inference_dataset
+    from ymir_tasks.common.mmdet_config import apply_detection_cap
+    from ymir_tasks.common.mmdet_infer import batches, detect, inference_dataset
     from ymir_tasks.common.mmconfig import set_num_classes
 
     rng = np.random.RandomState(0)

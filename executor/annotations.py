@@ -515,6 +515,40 @@ class CocoSegReader(_CocoBase):
             out[m.astype(bool)] = cls
         return out
 
+    def instances(self, image_path: str, height: int, width: int
+                  ) -> List[Tuple[int, Optional[np.ndarray], bool, Optional[List[float]]]]:
+        """Per annotation of the image, in file order: (class index, its HxW bool mask or None for a
+        box-only annotation, iscrowd, its [x, y, w, h] bbox when it has a valid one)."""
+        from pycocotools import mask as mask_utils
+
+        iid = self._image_id(image_path)
+        anns = self._anns.get(iid, []) if iid is not None else []
+        h, w = self._mask_size(iid, anns, image_path, height, width)
+        out: List[Tuple[int, Optional[np.ndarray], bool, Optional[List[float]]]] = []
+        for k, cls, ann in anns:
+            seg = ann.get("segmentation")
+            crowd = bool(ann.get("iscrowd", 0))
+            box = ann.get("bbox")
+            box = [float(v) for v in box] if isinstance(box, (list, tuple)) and len(box) == 4 \
+                and all(_is_number(v) for v in box) else None
+            kind = _seg_kind(seg)
+            if kind == "empty":
+                out.append((cls, None, crowd, box))
+                continue
+            if kind == "rle":
+                if tuple(seg["size"]) != (h, w):
+                    raise self._err(f"RLE size {seg['size'][0]}x{seg['size'][1]} disagrees with image size "
+                                    f"{h}x{w} (HxW) of {os.path.basename(image_path)}",
+                                    f"annotations[{k}].segmentation")
+                counts = seg["counts"]
+                rle = ({"size": [h, w], "counts": counts.encode("ascii")} if isinstance(counts, str)
+                       else mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w))
+            else:
+                rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in _as_polygons(seg)],
+                                                              h, w))
+            out.append((cls, mask_utils.decode(rle).astype(bool), crowd, box))
+        return out
+
     def _mask_size(self, iid: Any, anns: list, image_path: str,
                    height: Optional[int], width: Optional[int]) -> Tuple[int, int]:
         json_size = None

@@ -62,3 +62,17 @@ def run_and_kill_after_checkpoint(ws: Path, work_dir: str, checkpoint: str, time
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def assert_two_processes_match(one: Path, two: Path, task: str) -> None:
+    """``task`` ('infer' | 'mine') in one process in ``one`` and with gpu_count 2 through the CLI in
+    ``two``: the same result file, byte for byte."""
+    from executor.runner import run
+
+    assert run(str(one / "in"), str(one / "out"), only={"infer": "infer", "mine": "mining"}[task]) == 0
+    r = subprocess.run([sys.executable, "-m", "executor", task, "--in", str(two / "in"), "--out", str(two / "out")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "--nproc_per_node=2" in r.stdout + r.stderr
+    name = "infer-result.json" if task == "infer" else "result.tsv"
+    assert (one / "out" / name).read_text() == (two / "out" / name).read_text()

@@ -10,9 +10,10 @@ from mmengine.config import Config
 from executor.env import PathMap, load_env
 from executor.results import DetectionInferWriter
 from ymir_tasks.common.mmconfig import set_num_classes
-from ymir_tasks.det import mm  # noqa: F401  (registers YmirLoadImage, as the infer path does)
-from ymir_tasks.det.config import apply_detection_cap, preset_file
-from ymir_tasks.det.infer import inference_dataset
+from ymir_tasks.common import loading  # noqa: F401  (registers YmirLoadImage, as the infer path does)
+from ymir_tasks.common.mmdet_config import apply_detection_cap
+from ymir_tasks.det.config import preset_file
+from ymir_tasks.common.mmdet_infer import inference_dataset
 from ymir_tasks.det.params import INFER, TRAINING
 
 from conftest import write_env

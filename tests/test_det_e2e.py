@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
+from seg_helpers import assert_two_processes_match, infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
 
@@ -96,14 +94,7 @@ def test_two_processes_give_the_single_process_files(trained, tmp_path, task, al
         cfg["mining_algorithm"] = algorithm
     one = _mine_ws(trained, tmp_path / "one", **cfg)
     two = _mine_ws(trained, tmp_path / "two", gpu_count=2, **cfg)
-    only = {"infer": "infer", "mine": "mining"}[task]
-    assert run(str(one / "in"), str(one / "out"), only=only) == 0
-    r = subprocess.run([sys.executable, "-m", "executor", {"infer": "infer", "mine": "mine"}[task], "--in",
-                        str(two / "in"), "--out", str(two / "out")], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:]
-    assert "--nproc_per_node=2" in r.stdout + r.stderr
-    name = "infer-result.json" if task == "infer" else "result.tsv"
-    assert (one / "out" / name).read_text() == (two / "out" / name).read_text()
+    assert_two_processes_match(one, two, task)
 
 
 def test_two_process_training_and_ui_strings(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ymir_tasks.det.mining import (NO_DETECTION, CALD_AUGS, aldd_class_score, augment, binary_js,
+from ymir_tasks.common.box_mining import (NO_DETECTION, CALD_AUGS, aldd_class_score, augment, binary_js,
                                    box_consistency, cald_consistency, class_weights, entropy_score, random_score)
 
 
@@ -84,7 +84,7 @@ def test_random_is_seeded_per_path_and_class_weights_are_checked():
 
 
 def test_asm_scores_the_share_of_boxes_a_human_must_fix():
-    from ymir_tasks.det.mining import NO_DETECTION, asm_score
+    from ymir_tasks.common.box_mining import NO_DETECTION, asm_score
 
     assert asm_score(np.array([]), 0.5) == NO_DETECTION
     all_certain, half, none_certain = (asm_score(np.array(s), 0.5) for s in ([0.9, 0.8], [0.9, 0.3], [0.2, 0.3, 0.1]))
@@ -93,7 +93,7 @@ def test_asm_scores_the_share_of_boxes_a_human_must_fix():
 
 
 def test_the_certain_threshold_is_where_val_precision_reaches_90_percent():
-    from ymir_tasks.det.metrics import certain_threshold
+    from ymir_tasks.common.coco_eval import certain_threshold
 
     gts = [{"boxes": np.array([[0, 0, 10, 10]] * 1, float), "labels": np.array([0])} for _ in range(20)]
     # per image one right box (score 0.6 + i/100) and one wrong one (score i/50)

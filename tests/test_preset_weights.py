@@ -40,7 +40,7 @@ def _openmmlab_checkpoint(path, n_classes=80):
 
 def test_every_real_preset_names_an_openmmlab_checkpoint():
     named = {p for _, p, _ in preset_checkpoints()}
-    assert named == {"rtmdet_tiny", "fastscnn", "deeplabv3plus", "pointpillars"}
+    assert named == {"rtmdet_tiny", "fastscnn", "deeplabv3plus", "pointpillars", "rtmdet_ins_tiny", "mask_rcnn_r50"}
     for _, _, url in preset_checkpoints():
         assert url.startswith("https://download.openmmlab.com/") and len(preset_weights.expected_prefix(
             checkpoint_name(url))) == 8

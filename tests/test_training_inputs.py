@@ -104,8 +104,8 @@ def test_the_detection_pipeline_gives_the_same_sample_with_and_without_the_tag(t
     """The real training and evaluation pipelines: boxes stay on the pixels they were drawn on."""
     from mmcv.transforms import Compose
 
-    from ymir_tasks.det import mm  # noqa: F401  (registers the loading step)
-    from ymir_tasks.det.config import test_pipeline, train_pipeline
+    from ymir_tasks.common import loading  # noqa: F401  (registers the loading step)
+    from ymir_tasks.common.mmdet_config import test_pipeline, train_pipeline
 
     import mmdet.utils
     mmdet.utils.register_all_modules(init_default_scope=True)

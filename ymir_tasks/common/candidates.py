@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 from executor.errors import ErrorCode, YmirError, image_error
 
@@ -140,3 +140,13 @@ def candidate_batches(items: Sequence[Any], load: Callable[[Any], Any], batch_si
                 good.append(rec)
         if good:
             yield good
+
+
+def stored_size(path: str) -> Tuple[int, int]:
+    """(width, height) an unreadable candidate is listed with: its header's when that can be read."""
+    from executor.images import image_size
+
+    try:
+        return image_size(path)
+    except YmirError:
+        return 1, 1

@@ -12,12 +12,15 @@ The shards are our own files in ``/out/<task>-tmp``, written and read within one
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import pickle
 import shutil
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from . import runtime
+
+log = logging.getLogger(__name__)
 from .candidates import BrokenCandidates
 
 
@@ -98,3 +101,24 @@ class CandidateShards:
         if self.rank == 0:
             shutil.rmtree(self.dir, ignore_errors=True)
         self.barrier()
+
+
+def write_coco_infer_result(ctx, shards: "CandidateShards", paths, class_names) -> None:
+    """Rank 0: COCO ``infer-result.json`` from records ``(height, width, annotations)`` in
+    candidate order; an unreadable candidate is listed with no annotation. Then every rank
+    cleans up."""
+    if shards.gather(ctx):
+        from executor.results import SegmentationInferWriter
+
+        from .candidates import stored_size
+
+        writer = SegmentationInferWriter(ctx.env, class_names)
+        for idx, rec in shards.every():
+            if rec is None:
+                writer.add_empty(paths[idx], *stored_size(paths[idx]))
+            else:
+                writer.add_encoded(paths[idx], *rec)
+        writer.close()
+        log.info("inference: wrote %s (%d images, %d annotations)", ctx.env.output.infer_result_file,
+                 writer.n_images, writer.n_anns)
+    shards.finish()

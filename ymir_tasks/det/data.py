@@ -6,16 +6,15 @@ file from its content, never from ``export_format``. Classes map by index (ark) 
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from typing import Dict, List, Sequence
 
 from executor.annotations import CocoDetReader, detect_annotation_format, read_ark, read_voc
 from executor.errors import dataset_error
 from executor.images import check_images
-from executor.index import read_index
 from executor.records import DetObject, IndexEntry
+
+from ..common.coco_splits import negatives, prepare_splits
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +63,10 @@ def coco_document(entries: Sequence[IndexEntry], source: DetAnnotationSource,
 
 
 def prepare(env, class_names: Sequence[str], cache_root: str, workers: int = 0) -> Dict[str, object]:
-    pm = env.path_map
-    train = read_index(env.input.training_index_file, path_map=pm)
-    val = read_index(env.input.val_index_file, path_map=pm) if env.input.val_index_file else []
-    if not train:
-        raise dataset_error("the training index lists no image", file=env.input.training_index_file)
-    if not val:
-        raise dataset_error("the validation index lists no image", file=env.input.val_index_file or "env.yaml")
     source = DetAnnotationSource(class_names)
-    os.makedirs(cache_root, exist_ok=True)
-    out: Dict[str, object] = {}
-    for name, entries in (("train", train), ("val", val)):
-        doc = coco_document(entries, source, class_names, workers)
-        path = os.path.join(cache_root, f"{name}.json")
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-        os.replace(path + ".tmp", path)
-        out[f"{name}_json"] = path
-        out[f"num_{name}"] = len(entries)
+
+    def describe(name, entries, doc):
         log.info("detection data, %s: %d images, %d boxes, %d negatives", name, len(entries),
-                 len(doc["annotations"]), len(entries) - len({a["image_id"] for a in doc["annotations"]}))
-    return out
+                 len(doc["annotations"]), negatives(entries, doc))
+    return prepare_splits(env, cache_root, lambda entries: coco_document(entries, source, class_names, workers),
+                          describe)

@@ -40,7 +40,7 @@ def labelling_cost(entries: Sequence[IndexEntry], class_names: Sequence[str],
     import numpy as np
 
     from .data import DetAnnotationSource
-    from .metrics import match_flags
+    from ..common.coco_eval import match_flags
 
     source = DetAnnotationSource(class_names)
     cost = 0

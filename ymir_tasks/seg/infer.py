@@ -14,14 +14,13 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from executor.errors import YmirError
-from executor.images import image_size, load_image
+from executor.images import load_image
 from executor.index import iter_candidates
-from executor.results import SegmentationInferWriter, encode_label_map
+from executor.results import encode_label_map
 
 from ..common import runtime
 from ..common.candidates import BrokenCandidates, candidate_batches
-from ..common.shards import CandidateShards
+from ..common.shards import CandidateShards, write_coco_infer_result
 from ..common.models import Stage, find_stage, load_weights, stage_config
 from .data import IGNORE, LabelSpace
 from .config import CONFIG
@@ -71,14 +70,6 @@ def predict_batches(model, items: Sequence[Tuple[int, str]], batch_size: int, wo
                 yield idx, path, res.pred_sem_seg.data[0].cpu().numpy()
 
 
-def stored_size(path: str) -> Tuple[int, int]:
-    """(width, height) an unreadable candidate is listed with: its header's when that can be read."""
-    try:
-        return image_size(path)
-    except YmirError:
-        return 1, 1
-
-
 @runtime.distributed_entry
 def infer(ctx, launcher) -> None:
     stage = find_model(ctx)
@@ -115,15 +106,4 @@ def infer(ctx, launcher) -> None:
         done += 1
         if shards.rank == 0:
             ctx.progress(0.95 * shards.progress(done))
-    if shards.gather(ctx):
-        writer = SegmentationInferWriter(ctx.env, labels.class_names)
-        for idx, rec in shards.every():
-            path = cands[idx][1]
-            if rec is None:  # unreadable: listed, no prediction
-                writer.add_empty(path, *stored_size(path))
-            else:
-                writer.add_encoded(path, *rec)
-        writer.close()
-        log.info("inference: wrote %s (%d images, %d annotations)", ctx.env.output.infer_result_file,
-                 writer.n_images, writer.n_anns)
-    shards.finish()
+    write_coco_infer_result(ctx, shards, [path for _, path in cands], labels.class_names)

@@ -1,8 +1,12 @@
-"""Detection metrics as YMIR users read them, from pycocotools' COCOeval (no torch here).
+"""Box and mask metrics as YMIR users read them, from pycocotools' COCOeval (no torch here);
+the detection and instance-segmentation kinds report them.
 
-``mAP`` of a stage is COCO-style AP at IoU 0.5 (what the platform's own evaluation uses by
-default); also mAP@[.5:.95], AP75, mAR, per-class AP@0.5, AP at each IoU 0.50 … 0.95, and
-tp / fp / fn at a confidence threshold (greedy matching at IoU 0.5, best score first).
+The stage's figure is COCO-style AP at IoU 0.5 (what the platform's own evaluation uses by
+default); also AP@[.5:.95], AP75, AR, per-class AP@0.5, AP at each IoU 0.50 … 0.95, and
+tp / fp / fn at a confidence threshold (greedy box matching at IoU 0.5, best score first).
+Ground truth may carry ``crowd`` flags (COCO's ``iscrowd``: matched detections are not false
+positives, missed ones are not misses) and both sides ``masks`` (compressed RLE dicts) for
+``iou_type='segm'``.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 IOU_THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU between xyxy boxes a [N,4] and b [M,4]."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
@@ -50,7 +54,7 @@ def match_flags(g: Dict, p: Dict, iou_thr: float = 0.5, min_score: float = 0.0):
     for i in np.argsort(-ps, kind="stable"):
         cand = np.where((gl == pl[i]) & ~matched)[0]
         if len(cand):
-            ious = _iou(pb[i:i + 1], gb[cand])[0]
+            ious = box_iou(pb[i:i + 1], gb[cand])[0]
             j = int(np.argmax(ious))
             if ious[j] >= iou_thr:
                 matched[cand[j]] = True
@@ -78,21 +82,35 @@ def certain_threshold(gts: Sequence[Dict], preds: Sequence[Dict], precision: flo
 
 
 def coco_metrics(gts: Sequence[Dict], preds: Sequence[Dict], class_names: Sequence[str],
-                 max_dets: int = 1000) -> Dict[str, float]:
-    """COCO AP/AR as fractions; keys: mAP (AP50), mAP_50_95, AP75, mAR, AP_<iou>, AP50.<class>."""
+                 max_dets: int = 1000, iou_type: str = "bbox") -> Dict[str, float]:
+    """COCO AP/AR as fractions; keys: mAP (AP50), mAP_50_95, AP75, mAR, AP_<iou>, AP50.<class>.
+    ``iou_type`` 'segm' matches the ``masks`` of each side instead of the boxes."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    def shape(item: Dict, j: int, b) -> Dict:
+        box = [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
+        if iou_type == "segm":
+            from pycocotools import mask as mask_utils
+
+            rle = item["masks"][j]
+            return {"bbox": box, "segmentation": rle, "area": float(mask_utils.area(rle))}
+        return {"bbox": box, "area": box[2] * box[3]}
+
     images, anns, dets = [], [], []
     for i, (g, p) in enumerate(zip(gts, preds), start=1):
-        images.append({"id": i})
-        for b, l in zip(np.asarray(g["boxes"]).reshape(-1, 4), np.asarray(g["labels"])):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(l), "iscrowd": 0,
-                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                         "area": float((b[2] - b[0]) * (b[3] - b[1]))})
-        for b, l, s in zip(np.asarray(p["boxes"]).reshape(-1, 4), np.asarray(p["labels"]), np.asarray(p["scores"])):
-            dets.append({"image_id": i, "category_id": int(l), "score": float(s),
-                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+        image = {"id": i}
+        sizes = [m["size"] for m in list(g.get("masks", [])) + list(p.get("masks", []))]
+        if sizes:  # pycocotools reads an image's size for its masks
+            image.update(height=int(sizes[0][0]), width=int(sizes[0][1]))
+        images.append(image)
+        crowd = np.asarray(g.get("crowd", np.zeros(len(g["labels"]), bool)), bool)
+        for j, (b, l) in enumerate(zip(np.asarray(g["boxes"]).reshape(-1, 4), np.asarray(g["labels"]))):
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(l), "iscrowd": int(crowd[j]),
+                         **shape(g, j, b)})
+        for j, (b, l, s) in enumerate(zip(np.asarray(p["boxes"]).reshape(-1, 4), np.asarray(p["labels"]),
+                                          np.asarray(p["scores"]))):
+            dets.append({"image_id": i, "category_id": int(l), "score": float(s), **shape(p, j, b)})
     out: Dict[str, float] = {"mAP": 0.0, "mAP_50_95": 0.0, "AP75": 0.0, "mAR": 0.0}
     out.update({f"AP_{t:.2f}": 0.0 for t in IOU_THRESHOLDS})
     out.update({f"AP50.{n}": 0.0 for n in class_names})
@@ -106,7 +124,7 @@ def coco_metrics(gts: Sequence[Dict], preds: Sequence[Dict], class_names: Sequen
         if not dets:
             return out
         dt = gt.loadRes(dets)
-        ev = COCOeval(gt, dt, "bbox")
+        ev = COCOeval(gt, dt, iou_type)
         ev.params.maxDets = [1, 10, max_dets]
         ev.evaluate()
         ev.accumulate()
