@@ -17,6 +17,13 @@ from .hyperparams import Schema
 
 # The object types YMIR defines (its ``ObjectType``); a kind may bring one of its own.
 YMIR_OBJECT_TYPES = {2: "detection", 3: "semantic segmentation", 4: "instance segmentation", 50: "multi-modal"}
+# Where YMIR >= 2.4 reads each type's templates when a manifest lists several types
+# (controller/config/common_task.py IMAGE_CONFIG_DIR_NAMES): /img-man/<dir>/<task>-template.yaml.
+IMAGE_CONFIG_DIR_NAMES = {2: "det", 3: "semantic-seg", 4: "instance-seg", 50: "multi-modal"}
+# Values of YMIR's ObjectType that are no task type: a kind using one must not be registered there.
+YMIR_NON_TASK_TYPES = {0: "unknown", 1: "classification (not implemented)", 100: "no annotations"}
+# docker/<MULTI_IMAGE>/img-man: the one image serving every kind of a YMIR object type.
+MULTI_IMAGE = "multi"
 
 
 @dataclass
@@ -80,6 +87,8 @@ _loaded = False
 
 
 def register_kind(kind: TaskKind) -> TaskKind:
+    if kind.name == MULTI_IMAGE:  # docker/<name>/ would be both a kind's image and the multi-type one
+        raise ValueError(f"a task kind cannot be named {MULTI_IMAGE!r}")
     _KINDS[kind.name] = kind
     return kind
 
@@ -105,6 +114,17 @@ def get_kind(name: str) -> TaskKind:
     if name not in _KINDS:
         raise YmirError(ErrorCode.OBJECT_TYPE, f"unknown task kind {name!r}; known: {', '.join(sorted(_KINDS))}")
     return _KINDS[name]
+
+
+def multi_type_kinds() -> List[TaskKind]:
+    """The kinds of the multi-type image: every kind of a YMIR object type, by type. Two kinds of
+    one type would share its template folder, so that is refused."""
+    kinds = [k for k in all_kinds() if k.object_type in YMIR_OBJECT_TYPES]
+    types = [k.object_type for k in kinds]
+    dup = sorted({t for t in types if types.count(t) > 1})
+    if dup:
+        raise ValueError(f"object type(s) {dup} have more than one kind: the multi-type image needs one per type")
+    return kinds
 
 
 def kind_for_object_type(object_type: int) -> TaskKind:

@@ -13,7 +13,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import yaml
 
@@ -22,7 +22,7 @@ from .env import Env, PathMap, load_env
 from .errors import ErrorCode, YmirError, config_error
 from .hyperparams import RunConfig, load_config
 from .monitor import Monitor
-from .registry import TaskKind, get_kind, kind_for_object_type
+from .registry import MULTI_IMAGE, YMIR_OBJECT_TYPES, TaskKind, get_kind, kind_for_object_type, multi_type_kinds
 
 log = logging.getLogger("ymir-executor")
 
@@ -72,34 +72,58 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
 
 
-def _manifest_object_type(path: str) -> Optional[int]:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _manifest_object_type(path: str) -> Union[int, List[int], None]:
+    """The manifest's ``object_type``: one type, the list of a multi-type image, or None."""
     try:
         with open(path, "r", encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError):
         return None
     ot = data.get("object_type") if isinstance(data, dict) else None
-    return ot if isinstance(ot, int) and not isinstance(ot, bool) else None
+    if isinstance(ot, list):
+        return ot if ot and all(_is_int(t) for t in ot) else None
+    return ot if _is_int(ot) else None
 
 
 def resolve_kind(env: Env, raw_config: dict, forced_kind: Optional[str] = None) -> TaskKind:
     """The kind from ``--kind``, config ``object_type`` (YMIR >= 2.4), the image manifest, or
-    the ``YMIR_EXECUTOR_KIND`` variable baked into an image."""
+    the ``YMIR_EXECUTOR_KIND`` variable baked into an image. A multi-type image (a list in its
+    manifest) runs only the types it lists, picked by config ``object_type``."""
     if forced_kind:
         return get_kind(forced_kind)
     ot = raw_config.get("object_type") if isinstance(raw_config, dict) else None
+    config_ot: Optional[int] = None
     if ot not in (None, ""):
         try:
-            return kind_for_object_type(int(ot))
+            config_ot = int(ot)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise config_error(f"expected an integer object type, got {ot!r}", file=env.input.config_file,
                                field="object_type") from None
-    ot = _manifest_object_type(env.manifest_file)
-    if ot is not None:
-        return kind_for_object_type(ot)
-    name = os.environ.get("YMIR_EXECUTOR_KIND")
-    if name:
-        return get_kind(name)
+    manifest = _manifest_object_type(env.manifest_file)
+    baked = os.environ.get("YMIR_EXECUTOR_KIND")
+    if manifest is None and baked == MULTI_IMAGE:  # the multi-type image with its manifest out of reach
+        manifest = [k.object_type for k in multi_type_kinds()]
+    if isinstance(manifest, list):
+        if config_ot is None:
+            if len(manifest) == 1:
+                return kind_for_object_type(manifest[0])
+            raise config_error(f"this image serves object types {manifest}: config.yaml must say which one "
+                               "(YMIR >= 2.4 writes it)", file=env.input.config_file, field="object_type")
+        if config_ot not in manifest:
+            label = YMIR_OBJECT_TYPES.get(config_ot, "unknown")
+            raise YmirError(ErrorCode.OBJECT_TYPE, f"object_type {config_ot} ({label}) is not served by this image; "
+                            f"its manifest lists {manifest}", file=env.input.config_file, field="object_type")
+        return kind_for_object_type(config_ot)
+    if config_ot is not None:
+        return kind_for_object_type(config_ot)
+    if manifest is not None:
+        return kind_for_object_type(manifest)
+    if baked:
+        return get_kind(baked)
     return kind_for_object_type(2)  # a missing manifest means detection for the platform
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make image`: the CPU variant of the image, built offline here, one tag per kind:
+# `make image`: the CPU variant of the image, built offline here, one tag per kind (and cpu-multi):
 #   1. the local Debian base image (tools/base-image.sh; built once, reused)
 #   2. the wheelhouse of the pinned stack (tools/wheelhouse.sh; only what is missing)
 #   3. the presets' checkpoints from build/weights-source when it holds them (else none)
@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 ENGINE=${ENGINE:-podman}
 BASE=${BASE_IMAGE:-localhost/ymir-base:bookworm}
 REPO=${IMAGE_REPO:-localhost/ymir-executor}
-KINDS=${KINDS:-det seg det3d}
+# multi: the one image for every YMIR type (docker/multi/img-man); only its last layers differ
+KINDS=${KINDS:-det seg det3d multi}
 flags=()
 # This machine refuses raising process limits and crun's cgroup handling: pass what podman needs
 # instead of relying on /etc/containers/containers.conf.

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`make image-test`: the built images run exactly the way the YMIR platform runs them.
 
-For every kind (images ``$IMAGE_REPO:cpu-<kind>`` from `make image`):
+For every kind (images ``$IMAGE_REPO:cpu-<kind>`` from `make image`), and for the multi-type image
+(``cpu-multi``: registration of its list manifest and per-type folders, then 2 and 3 below for each
+of its types, picked by config.yaml's object_type, and a type it does not list refused with 300005):
 
 1. registration: ``run --rm IMAGE cat /img-man/<file>`` prints each file of docker/<kind>/img-man
    byte for byte, nothing before or after, nothing on stderr;
@@ -36,12 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from executor.demo import _handoff_model  # noqa: E402
 from executor.monitor import parse_monitor  # noqa: E402
+from executor.registry import MULTI_IMAGE, YMIR_OBJECT_TYPES, get_kind, multi_type_kinds  # noqa: E402
 from executor.verify import verify_output  # noqa: E402
 from executor.workspace import make_workspace  # noqa: E402
 
 ENGINE = os.environ.get("ENGINE", "podman")
 REPO = os.environ.get("IMAGE_REPO", "localhost/ymir-executor")
-KINDS = os.environ.get("KINDS", "det seg det3d").split()
+KINDS = os.environ.get("KINDS", f"det seg det3d {MULTI_IMAGE}").split()
 UID = "4321:4321"
 # What this machine needs under podman (it refuses raising process limits; crun cannot use its
 # cgroups), passed per command rather than assumed in /etc/containers/containers.conf.
@@ -55,6 +58,11 @@ TRAIN = {"det": {"config_file": "tiny", "max_epochs": 10, "val_interval": 5, "sa
          "det3d": {"config_file": "tiny", "max_epochs": 6, "val_interval": 3, "samples_per_gpu": 4,
                    "workers_per_gpu": 2}}
 TASK = {"samples_per_gpu": 4, "workers_per_gpu": 2}
+
+
+def train_overrides(kind: str) -> Dict[str, object]:
+    """TRAIN's settings, else the kind's own demo settings (a kind added later runs too)."""
+    return TRAIN.get(kind) or dict(get_kind(kind).demo_overrides.get("training", {}))
 
 results: List[Dict[str, object]] = []
 
@@ -93,10 +101,12 @@ def monitor(ws: Path) -> Dict[str, object]:
 
 
 def test_registration(kind: str, image: str) -> None:
-    for f in sorted((ROOT / "docker" / kind / "img-man").iterdir()):
-        r = engine("run", "--rm", *FLAGS, image, "cat", f"/img-man/{f.name}")
+    base = ROOT / "docker" / kind / "img-man"
+    for f in sorted(p for p in base.rglob("*") if p.is_file()):  # the multi image's sub-folders too
+        name = f.relative_to(base).as_posix()
+        r = engine("run", "--rm", *FLAGS, image, "cat", f"/img-man/{name}")
         same = r.returncode == 0 and r.stdout == f.read_bytes() and r.stderr == b""
-        check(f"{kind}: registration prints /img-man/{f.name} byte for byte", same,
+        check(f"{kind}: registration prints /img-man/{name} byte for byte", same,
               detail="" if same else f"exit {r.returncode}, {len(r.stdout)} bytes vs {f.stat().st_size}, "
                                      f"stderr {r.stderr[:200]!r}")
 
@@ -139,29 +149,52 @@ def test_docker_client(image: str, root: Path) -> None:
         service.wait(timeout=30)
 
 
-def test_kind(kind: str, image: str, root: Path) -> Optional[Path]:
-    test_registration(kind, image)
-    train = root / kind / "train"
-    make_workspace(str(train), kind, "train", overrides=TRAIN[kind])
-    log = timed_run(f"{kind}: training as the platform runs it (uid {UID}, no env, ro /in, no network)", image,
+def test_kind(kind: str, image: str, root: Path, label: str = "") -> Optional[Path]:
+    """``label``: the multi-type image running ``kind`` (its registration is checked once)."""
+    if not label:
+        test_registration(kind, image)
+    label = label or kind
+    train = root / label / "train"
+    make_workspace(str(train), kind, "train", overrides=train_overrides(kind))
+    log = timed_run(f"{label}: training as the platform runs it (uid {UID}, no env, ro /in, no network)", image,
                     public(train))
     if log is None:
         return None
-    check(f"{kind}: the tiny preset says it starts from random weights", "training from random weights" in log)
-    mine = root / kind / "mine"
+    check(f"{label}: the tiny preset says it starts from random weights", "training from random weights" in log)
+    mine = root / label / "mine"
     make_workspace(str(mine), kind, "mine", overrides=TASK)
     _handoff_model(train / "out", mine)
-    timed_run(f"{kind}: mining + inference in one container with the handed-over model", image, public(mine))
+    timed_run(f"{label}: mining + inference in one container with the handed-over model", image, public(mine))
 
-    bad = root / kind / "bad"
-    make_workspace(str(bad), kind, "train", overrides=TRAIN[kind])
+    bad = root / label / "bad"
+    make_workspace(str(bad), kind, "train", overrides=train_overrides(kind))
     (bad / "in" / "config.yaml").write_text("class_names: [a, b\nmax_epochs: 3\n")
     r = platform_run(image, public(bad))
     rec = monitor(bad) if (bad / "out" / "monitor.txt").exists() else {}
-    check(f"{kind}: a broken config.yaml fails with state 4, 300001 and the message",
+    check(f"{label}: a broken config.yaml fails with state 4, 300001 and the message",
           r.returncode != 0 and rec.get("state") == 4 and rec.get("return_code") == 300001 and
           "config.yaml" in str(rec.get("message", "")), detail=f"exit {r.returncode}, monitor {rec.get('message')}")
     return train
+
+
+def test_multi(image: str, root: Path) -> None:
+    """The multi-type image: every type it lists, and one it does not, refused."""
+    test_registration(MULTI_IMAGE, image)
+    kinds = multi_type_kinds()
+    for kind in kinds:
+        test_kind(kind.name, image, root, label=f"{MULTI_IMAGE}/{kind.name}")
+    types = [k.object_type for k in kinds]
+    other = next((t for t in YMIR_OBJECT_TYPES if t not in types), None)
+    if other is None:
+        return
+    ws = root / MULTI_IMAGE / "other-type"
+    make_workspace(str(ws), kinds[0].name, "train", overrides=dict(train_overrides(kinds[0].name), object_type=other))
+    r = platform_run(image, public(ws))
+    rec = monitor(ws) if (ws / "out" / "monitor.txt").exists() else {}
+    check(f"{MULTI_IMAGE}: config.yaml object_type {other} (not listed) fails with state 4 and 300005",
+          r.returncode != 0 and rec.get("state") == 4 and rec.get("return_code") == 300005
+          and not (ws / "out" / "models" / "result.yaml").exists(),
+          detail=f"exit {r.returncode}, monitor {rec.get('message')}")
 
 
 def test_preset_weights(image: str, root: Path) -> None:
@@ -234,7 +267,7 @@ def test_compose(kind: str, image: str, trained: Path, root: Path) -> None:
         ws = project / "workspace"
         shutil.rmtree(ws)
         if source == "train":
-            make_workspace(str(ws), kind, "train", overrides=TRAIN[kind])
+            make_workspace(str(ws), kind, "train", overrides=train_overrides(kind))
         else:
             make_workspace(str(ws), kind, "mine", overrides=TASK)
             _handoff_model(trained / "out", ws)
@@ -260,6 +293,9 @@ def main() -> int:
             image = f"{REPO}:cpu-{kind}"
             if engine("image", "exists", image).returncode != 0 and ENGINE == "podman":
                 check(f"{kind}: image {image} exists", False, detail="run `make image` first")
+                continue
+            if kind == MULTI_IMAGE:
+                test_multi(image, root)
                 continue
             got = test_kind(kind, image, root)
             if got:
