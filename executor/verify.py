@@ -534,7 +534,10 @@ def _check_rle(seg: Any, image: Optional[Dict[str, Any]], file: str, prefix: str
                     "RLE size differs from image")
 
 
-def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: Report) -> None:
+def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: Report,
+                              instances: bool = False) -> None:
+    """COCO masks (types 3 and 4); ``instances`` (type 4): every annotation an instance with its
+    ``confidence`` (the platform stores -1 for an instance without one)."""
     file = env.output.infer_result_file
     ok, doc = load_json(file, rep)
     if not ok:
@@ -623,6 +626,9 @@ def _check_infer_segmentation(env: Env, class_names: Optional[List[str]], rep: R
             rep.add(file, f"{prefix}.area", "missing (the platform's importer fails)", "area missing")
         elif not is_number(ann["area"]):
             rep.add(file, f"{prefix}.area", f"expected a number, got {short(ann['area'])}", "area not a number")
+        if instances and "confidence" not in ann:
+            rep.add(file, f"{prefix}.confidence", "missing (an instance's score; the platform stores -1)",
+                    "confidence missing")
         if "confidence" in ann and not (is_number(ann["confidence"]) and 0 <= ann["confidence"] <= 1):
             rep.add(file, f"{prefix}.confidence", f"expected a number in [0, 1], got {short(ann['confidence'])}",
                     "confidence not in [0, 1]")
@@ -768,7 +774,7 @@ def _verify(in_dir: str, out_dir: str, tasks: Optional[List[str]],
         elif object_type == 2:
             _check_infer_detection(env, class_names, rep)
         else:
-            _check_infer_segmentation(env, class_names, rep)
+            _check_infer_segmentation(env, class_names, rep, instances=object_type == 4)
     if tasks:
         _check_monitor(env, rep)
     return rep.finish(), tasks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from executor.demo import _handoff_model
@@ -122,3 +123,15 @@ def test_a_box_only_annotation_is_an_ignored_region_and_a_detection_json_is_refu
     txt.write_text("0, 1, 1, 5, 5\n")
     with pytest.raises(YmirError, match="not instance segmentation"):
         InstanceSource(["disc"]).instances(IndexEntry(image="/in/assets/a.jpg", annotation=str(txt), line=1), 20, 10)
+
+
+def test_mask_entropy_is_the_mean_binary_entropy_inside_each_box():
+    from ymir_tasks.iseg.mining import instance_entropies
+
+    probs = np.full((2, 8, 8), 0.99)
+    probs[0, :4, :4] = 0.5  # the first instance's box (0..32 px at stride 8) is all uncertain
+    boxes = np.array([[0, 0, 32, 32], [32, 32, 64, 64]], float)
+    grid = instance_entropies(probs, boxes, scale=1.0, stride=8)
+    assert grid[0] == pytest.approx(1.0) and grid[1] == pytest.approx(0.0808, abs=1e-3)
+    roi = instance_entropies(probs, boxes, scale=1.0, stride=None)  # each map is its box
+    assert roi[0] == pytest.approx((16 * 1.0 + 48 * 0.0808) / 64, abs=1e-3)

@@ -393,6 +393,19 @@ def test_seg_annotation_without_bbox(seg):
     _has(_run(seg, ["infer"]), "annotations[1].bbox", "missing")
 
 
+def test_instance_output_needs_mask_ap_in_range_and_a_confidence_per_instance(tmp_path):
+    iseg = _build(tmp_path, 4)
+    _has(_run(iseg, ["infer"]), "annotations[0].confidence", "missing")
+    _edit_json(iseg[1] / "infer-result.json",
+               lambda d: [a.update(confidence=0.9, iscrowd=0) for a in d["annotations"]])
+    assert _run(iseg) == []
+    _edit_json(iseg[1] / "infer-result.json", lambda d: d["annotations"][1].update(confidence=1.5))
+    _edit_yaml(iseg[1] / "models" / "result.yaml", lambda d: d["model_stages"]["epoch_1"].update(maskAP=75.0))
+    problems = _run(iseg)
+    _has(problems, "annotations[1].confidence", "[0, 1]")
+    _has(problems, "epoch_1.maskAP", "")
+
+
 def test_seg_annotation_without_area(seg):
     _edit_json(seg[1] / "infer-result.json", lambda d: d["annotations"][2].pop("area"))
     _has(_run(seg, ["infer"]), "annotations[2].area", "missing")

@@ -3,11 +3,12 @@
 mask probabilities inside its box, the image's score the mean over its instances above
 ``mining_conf_threshold`` (an image without one ranks last, as with entropy).
 
-The probabilities are RTMDet-Ins's mask logits at stride 8, read where the head computes them
-(mmdet binarises them before they leave the model)."""
+mmdet binarises the masks before they leave the model, so the probabilities are read where the
+head computes them: RTMDet-Ins's mask logits at stride 8 of the input (cropped to each box),
+Mask R-CNN's 28×28 RoI mask of the predicted class (the RoI is the box)."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -20,41 +21,63 @@ from .config import CONFIG
 
 
 class MaskProbabilities:
-    """While active, records per image the sigmoid of the mask logits RTMDet-Ins's head computes
-    for its final detections ([N, h, w] at its mask stride; None for an image without any)."""
+    """While active, records per image the mask probabilities of the model's final detections,
+    in their order: [N, h, w] (None for an image without any). ``stride`` is the grid's stride
+    in input pixels for a one-stage head, None when each map is its instance's RoI."""
 
-    def __init__(self, head, file: str = "config.yaml") -> None:
-        if not hasattr(head, "_mask_predict_by_feat_single") or not hasattr(head, "_bbox_mask_post_process"):
-            raise config_error(f"mask_entropy reads the mask logits of an RTMDet-Ins head; this model's head is "
-                               f"{type(head).__name__} (use entropy, cald or random)", file=file,
+    def __init__(self, model, file: str = "config.yaml") -> None:
+        self.images: List[Optional[np.ndarray]] = []
+        head = getattr(model, "bbox_head", None)
+        mask_head = getattr(getattr(model, "roi_head", None), "mask_head", None)
+        if head is not None and hasattr(head, "_mask_predict_by_feat_single"):
+            self.head, self.names = head, ("_mask_predict_by_feat_single", "_bbox_mask_post_process")
+            self.stride: Optional[int] = int(head.prior_generator.strides[0][0])
+        elif mask_head is not None and hasattr(mask_head, "predict_by_feat"):
+            self.head, self.names, self.stride = mask_head, ("predict_by_feat",), None
+        else:
+            raise config_error(f"mask_entropy reads the mask probabilities of an RTMDet-Ins or Mask R-CNN head; "
+                               f"{type(model).__name__} has neither (use entropy, cald or random)", file=file,
                                field="mining_algorithm")
-        self.head = head
-        self.images: List = []
-        self.stride = int(head.prior_generator.strides[0][0])
 
     def __enter__(self):
         head, slot = self.head, [None]
-        mask_fn, post_fn = head._mask_predict_by_feat_single, head._bbox_mask_post_process
+        if self.stride is not None:  # RTMDet-Ins: one post-process per image, the logits inside it
+            mask_fn, post_fn = head._mask_predict_by_feat_single, head._bbox_mask_post_process
 
-        def mask_predict(*a, **k):
-            logits = mask_fn(*a, **k)
-            slot[0] = logits.detach().float().sigmoid().cpu().numpy()
-            return logits
+            def mask_predict(*a, **k):
+                logits = mask_fn(*a, **k)
+                slot[0] = logits.detach().float().sigmoid().cpu().numpy()
+                return logits
 
-        def post_process(*a, **k):
-            slot[0] = None
-            out = post_fn(*a, **k)
-            self.images.append(slot[0])
-            return out
-        head._mask_predict_by_feat_single, head._bbox_mask_post_process = mask_predict, post_process
+            def post_process(*a, **k):
+                slot[0] = None
+                out = post_fn(*a, **k)
+                self.images.append(slot[0])
+                return out
+            head._mask_predict_by_feat_single, head._bbox_mask_post_process = mask_predict, post_process
+        else:  # Mask R-CNN: the RoI masks of every image, before they are pasted and binarised
+            predict_fn = head.predict_by_feat
+
+            def predict_by_feat(mask_preds, results_list, *a, **k):
+                for m, r in zip(mask_preds, results_list):
+                    if len(r.labels) == 0:
+                        self.images.append(None)
+                        continue
+                    p = m.detach().float()[np.arange(len(r.labels)), r.labels.cpu()]
+                    self.images.append(p.sigmoid().cpu().numpy())
+                return predict_fn(mask_preds, results_list, *a, **k)
+            head.predict_by_feat = predict_by_feat
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.head._mask_predict_by_feat_single, self.head._bbox_mask_post_process  # the class's again
+        for name in self.names:
+            delattr(self.head, name)  # the class's methods again
 
-    def take(self) -> List:
+    def take(self, n: int) -> List[Optional[np.ndarray]]:
+        """The probabilities of the last ``n`` images (Mask R-CNN skips its mask head when a whole
+        batch has no detection)."""
         out, self.images = self.images, []
-        return out
+        return out if len(out) == n else [None] * n
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:
@@ -62,9 +85,11 @@ def binary_entropy(p: np.ndarray) -> np.ndarray:
     return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
 
 
-def instance_entropies(probs: np.ndarray, boxes: np.ndarray, scale: float, stride: int) -> np.ndarray:
+def instance_entropies(probs: np.ndarray, boxes: np.ndarray, scale: float, stride: Optional[int]) -> np.ndarray:
     """Mean binary entropy of each instance's mask probabilities [N, h, w] inside its box (xyxy in
-    original pixels; ``scale``: original → network input)."""
+    original pixels; ``scale``: original → network input; ``stride`` None: each map is its box)."""
+    if stride is None:
+        return binary_entropy(probs).reshape(len(probs), -1).mean(1)
     out = np.zeros(len(boxes))
     h, w = probs.shape[1:]
     for i, b in enumerate(boxes):
@@ -78,13 +103,13 @@ def instance_entropies(probs: np.ndarray, boxes: np.ndarray, scale: float, strid
 def mine(ctx, launcher) -> None:
     def mask_entropy(model, images: List[np.ndarray]) -> Tuple[List[float], List[int]]:
         side = input_side(model)
-        with MaskProbabilities(getattr(model, "bbox_head", model), ctx.cfg.source_file) as tap:
+        with MaskProbabilities(model, ctx.cfg.source_file) as tap:
             preds = predict(model, images)  # every final detection, in the head's order
         vals, peaks = [], []
-        for img, d, probs in zip(images, preds, tap.take()):
+        for img, d, probs in zip(images, preds, tap.take(len(images))):
             keep = d["scores"] >= ctx.cfg["mining_conf_threshold"]
             peaks.append(dominant_class(d["scores"][keep], d["labels"][keep]))
-            if probs is None or not keep.any():
+            if probs is None or len(probs) != len(keep) or not keep.any():
                 vals.append(NO_DETECTION)
                 continue
             scale = side / max(img.shape[:2])

@@ -1,24 +1,14 @@
 """Segmentation in ``ymir-executor simulate``: mIoU and IoU per class, classes from seg-coco."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
-from executor.annotations import CocoSegReader
-from executor.records import IndexEntry
-
-from ..common.simulation import iterations_for
+from ..common.simulation import coco_image_classes, iterations_for
 
 METRIC = "mIoU"
 STRATEGIES = ("random", "RSAL", "RIPU")
 
-
-def image_classes(entries: Sequence[IndexEntry], class_names: Sequence[str]) -> List[List[int]]:
-    readers: Dict[str, CocoSegReader] = {}
-    out = []
-    for e in entries:
-        reader = readers.get(e.annotation) or readers.setdefault(e.annotation, CocoSegReader(e.annotation, class_names))
-        out.append(reader.classes_of(e.image))
-    return out
+image_classes = coco_image_classes
 
 
 def class_metrics(evaluation: Dict[str, Any], class_names: Sequence[str]) -> Dict[str, float]:
