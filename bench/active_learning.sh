@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does mining beat random? The active-learning loop (ymir-executor simulate) on a benchmark pool.
-#   bench/active_learning.sh KIND [PROFILE] [OUT]     KIND: det | seg | det3d; PROFILE: benchmark | benchmark-b
+#   bench/active_learning.sh KIND [PROFILE] [OUT]     KIND: det | seg | iseg | det3d; PROFILE: benchmark | benchmark-b
 #   env: SEEDS=0,1,2  ITERS=300 (per round)  STRATS_OVERRIDE="random RSAL" (a subset of the strategies)
 # 480 pool images, 120 val; 12 labelled to start, 12 more per round, 3 rounds; 3 seeds; the tiny
 # preset at 300 iterations per round for every strategy (equal compute). Resumable: rerun to go on.
@@ -18,6 +18,7 @@ case $KIND in
   det) STRATS=(random aldd entropy cald "asm:certain_only=true" "aldd+div:diversity=1.0,balance_classes=true"); BATCH=8 ;;
   seg) STRATS=(random RSAL RIPU "RSAL+div:diversity=1.0,balance_classes=true"
                "RIPU+div:mining_algorithm=RIPU,diversity=1.0,balance_classes=true"); BATCH=8 ;;
+  iseg) STRATS=(random mask_entropy aldd "mask_entropy+div:diversity=1.0,balance_classes=true"); BATCH=8 ;;
   det3d) STRATS=(random qa active "active+div:mining_score=active,diversity=1.0,balance_classes=true"); BATCH=4 ;;
 esac
 # STRATS_OVERRIDE="random RSAL ..." (space-separated) runs only those

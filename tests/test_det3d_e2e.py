@@ -90,8 +90,10 @@ def test_mining_and_inference_in_one_container(trained, tmp_path):
     assert len(doc["detection3d"]) == 6
 
 
-def test_two_processes_give_the_single_process_files(trained, tmp_path):
-    cfg = dict(score_low=0.05, aug_views=1, samples_per_gpu=1, workers_per_gpu=0, diversity=0.3)
+@pytest.mark.parametrize("mining_score", ["qa", "active"])
+def test_two_processes_give_the_single_process_files(trained, tmp_path, mining_score):
+    cfg = dict(score_low=0.05, aug_views=1, samples_per_gpu=1, workers_per_gpu=0, diversity=0.3,
+               mining_score=mining_score)
     one = _mine_ws(trained, tmp_path / "one", **cfg)
     two = _mine_ws(trained, tmp_path / "two", gpu_count=2, **cfg)
     assert run(str(one / "in"), str(one / "out")) == 0

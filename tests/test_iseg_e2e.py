@@ -100,7 +100,8 @@ def test_each_miner_passes_verify(trained, tmp_path, algorithm):
     assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
 
 
-@pytest.mark.parametrize("task,algorithm", [("infer", None), ("mine", "mask_entropy"), ("mine", "aldd")])
+@pytest.mark.parametrize("task,algorithm", [("infer", None)] + [("mine", a) for a in
+                                                              ("mask_entropy", "aldd", "cald", "entropy", "random")])
 def test_two_processes_give_the_single_process_files(trained, tmp_path, task, algorithm):
     cfg = dict(samples_per_gpu=1, workers_per_gpu=0, **({"mining_algorithm": algorithm} if algorithm else {}))
     assert_two_processes_match(_mine_ws(trained, tmp_path / "one", **cfg),
