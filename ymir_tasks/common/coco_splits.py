@@ -6,21 +6,15 @@ import json
 import os
 from typing import Callable, Dict, Sequence
 
-from executor.errors import dataset_error
-from executor.index import read_index
 from executor.records import IndexEntry
+
+from .training import read_splits
 
 
 def prepare_splits(env, cache_root: str, document: Callable[[Sequence[IndexEntry]], Dict],
                    describe: Callable[[str, Sequence[IndexEntry], Dict], None]) -> Dict[str, object]:
     """{'train_json', 'val_json', 'num_train', 'num_val'}; ``describe(split, entries, doc)`` logs it."""
-    pm = env.path_map
-    train = read_index(env.input.training_index_file, path_map=pm)
-    val = read_index(env.input.val_index_file, path_map=pm) if env.input.val_index_file else []
-    if not train:
-        raise dataset_error("the training index lists no image", file=env.input.training_index_file)
-    if not val:
-        raise dataset_error("the validation index lists no image", file=env.input.val_index_file or "env.yaml")
+    train, val = read_splits(env)
     os.makedirs(cache_root, exist_ok=True)
     out: Dict[str, object] = {}
     for name, entries in (("train", train), ("val", val)):

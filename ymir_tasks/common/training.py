@@ -1,4 +1,4 @@
-"""Training steps every kind shares: where the weights start from (this run's last checkpoint,
+"""Training steps every kind shares: the train and val index entries, where the weights start from (this run's last checkpoint,
 pretrained weights that fit, or nothing), a barrier while rank 0 prepares the data, and the
 clean-up of mmengine checkpoints once the stages hold everything."""
 from __future__ import annotations
@@ -7,13 +7,26 @@ import glob
 import importlib
 import logging
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from executor.errors import config_error, model_error
+from executor.errors import config_error, dataset_error, model_error
+from executor.index import read_index
 
 from . import preset_weights, runtime
 
 log = logging.getLogger(__name__)
+
+
+def read_splits(env) -> Tuple[List, List]:
+    """(train, val) entries of the run's index files; an empty split is a dataset error."""
+    pm = env.path_map
+    train = read_index(env.input.training_index_file, path_map=pm)
+    val = read_index(env.input.val_index_file, path_map=pm) if env.input.val_index_file else []
+    if not train:
+        raise dataset_error("the training index lists no image", file=env.input.training_index_file)
+    if not val:
+        raise dataset_error("the validation index lists no image", file=env.input.val_index_file or "env.yaml")
+    return train, val
 
 
 def run_dirs(ctx, kind: str) -> Tuple[str, str]:

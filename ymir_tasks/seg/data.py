@@ -19,11 +19,11 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 
 from executor.annotations import CocoSegReader, SegMaskReader, detect_annotation_format
-from executor.env import PathMap
 from executor.errors import dataset_error
 from executor.images import check_images, image_size
-from executor.index import read_index
 from executor.records import IndexEntry
+
+from ..common.training import read_splits
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,7 @@ def balanced_class_weight(pixels: Sequence[int], low: float = 0.5, high: float =
 def prepare(env, class_names: Sequence[str], ignore_blank_area: bool, cache_root: str,
             workers: int = 0, count_pixels: bool = True) -> Dict[str, object]:
     """Read train/val index files, decide the label space, write the label cache."""
-    pm: PathMap = env.path_map
-    train = read_index(env.input.training_index_file, path_map=pm)
-    val = read_index(env.input.val_index_file, path_map=pm) if env.input.val_index_file else []
-    if not train:
-        raise dataset_error("the training index lists no image", file=env.input.training_index_file)
-    if not val:
-        raise dataset_error("the validation index lists no image", file=env.input.val_index_file or "env.yaml")
+    train, val = read_splits(env)
     # every image decoded once before training, with the readers inference uses (300003 naming it)
     check_images([e.image for e in train + val], workers)
     masks = mask_source(train, class_names, env.input.annotations_dir)
