@@ -136,3 +136,32 @@ def test_mask_entropy_is_the_mean_binary_entropy_inside_each_box():
     assert grid[0] == pytest.approx(1.0) and grid[1] == pytest.approx(0.0808, abs=1e-3)
     roi = instance_entropies(probs, boxes, scale=1.0, stride=None)  # each map is its box
     assert roi[0] == pytest.approx((16 * 1.0 + 48 * 0.0808) / 64, abs=1e-3)
+
+
+def test_two_process_training_from_the_trained_weights_stops_early_and_resumes_after_a_kill(trained, tmp_path):
+    from seg_helpers import run_and_kill_after_checkpoint
+
+    # two processes (gloo), pretrained from the trained model, a learning rate too small to improve
+    # anything, patience 1: stops at the second evaluation with the pretrained model's maskAP
+    ws = tmp_path / "ddp"
+    make_workspace(str(ws), "iseg", "train", num_train=8, num_val=4,
+                   overrides=dict(TINY, samples_per_gpu=2, gpu_count=2, max_epochs=6, val_interval=1,
+                                  learning_rate=1e-12, early_stop_patience=1,
+                                  pretrained_model_params=["/in/models/best/model.pth"]))
+    (ws / "in" / "models" / "best").mkdir(parents=True)
+    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
+        (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    r = run_cli(ws)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "--nproc_per_node=2" in r.stdout + r.stderr and r.stdout.count("evaluation at iteration") == 2
+    assert verify_output(str(ws / "in"), str(ws / "out")) == []
+    assert result(ws)["model_stages"]["best"]["maskAP"] > 0.5
+
+    ws = tmp_path / "resume"
+    make_workspace(str(ws), "iseg", "train", num_train=8, num_val=4,
+                   overrides=dict(TINY, samples_per_gpu=4, max_epochs=6, val_interval=1))
+    run_and_kill_after_checkpoint(ws, "iseg", "epoch_2.pth")
+    r = run_cli(ws)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "resuming from" in r.stdout and "Epoch(train) [1]" not in r.stdout
+    assert verify_output(str(ws / "in"), str(ws / "out")) == []

@@ -177,3 +177,22 @@ def test_a_training_config_file_from_in_is_read_as_data(stage_of, tmp_path):
     r = run_cli(ws)
     assert r.returncode == 1 and monitor(ws)["return_code"] == 300004 and not marker.exists()
     assert "my_model.py" in monitor(ws)["message"]
+
+
+def test_a_two_stage_config_names_its_roi_layer_by_mmcv_ops_name_only():
+    import mmdet.models  # noqa: F401  (fills the registries the check reads)
+    from mmengine.config import Config
+
+    from ymir_tasks.common.mmdet_config import model_pads, test_pipeline
+
+    cfg = Config.fromfile("configs/iseg/mask_rcnn_r50.py").to_dict()
+    check_config_data({"model": cfg["model"]}, "iseg_config.yaml")  # RoIAlign: an mmcv.ops layer, allowed
+    cfg["model"]["roi_head"]["mask_roi_extractor"]["roi_layer"]["type"] = "os.system"
+    with pytest.raises(YmirError, match="mask_roi_extractor.roi_layer.type"):
+        check_config_data({"model": cfg["model"]}, "iseg_config.yaml")
+    # RoIAlign is allowed where mmdet reads it by name from mmcv.ops, nowhere else
+    with pytest.raises(YmirError, match="not a class"):
+        check_config_data({"model": {"type": "RoIAlign"}}, "iseg_config.yaml")
+    # the two-stage model pads its batch itself: no Pad step (mmdet would clip boxes to the square)
+    assert model_pads(Config(cfg).model) and [s["type"] for s in test_pipeline(256, False, pad=False)] == \
+        ["YmirLoadImage", "Resize", "PackDetInputs"]

@@ -42,10 +42,19 @@ def train_pipeline(size: int, augment: str, with_mask: bool = False) -> List[Dic
     return steps + [dict(type="PackDetInputs")]
 
 
-def test_pipeline(size: int, with_annotations: bool, with_mask: bool = False) -> List[Dict[str, Any]]:
+def model_pads(model_cfg) -> bool:
+    """True when the model's data preprocessor pads the batch itself (two-stage models): a Pad
+    step would then make ``img_shape`` the padded square, and mmdet would clip boxes to it and
+    paste masks outside the image."""
+    return int(model_cfg.get("data_preprocessor", {}).get("pad_size_divisor", 1)) > 1
+
+
+def test_pipeline(size: int, with_annotations: bool, with_mask: bool = False, pad: bool = True
+                  ) -> List[Dict[str, Any]]:
     steps: List[Dict[str, Any]] = [dict(type="YmirLoadImage"), dict(type="Resize", scale=(size, size),
-                                                                        keep_ratio=True),
-                                   dict(type="Pad", size=(size, size), pad_val=PAD)]
+                                                                        keep_ratio=True)]
+    if pad:
+        steps.append(dict(type="Pad", size=(size, size), pad_val=PAD))
     if with_annotations:
         steps.append(_annotations(with_mask))
     return steps + [dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape",
@@ -102,7 +111,8 @@ def build_train_config(ctx, data: Dict[str, Any], work_dir: str, distributed: bo
     cfg.val_dataloader = dict(
         batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
         dataset=dict(type="CocoDataset", ann_file=data["val_json"], data_prefix=dict(img=""), metainfo=metainfo,
-                     test_mode=True, pipeline=test_pipeline(size, True, with_mask)), **loader)
+                     test_mode=True, pipeline=test_pipeline(size, True, with_mask, not model_pads(cfg.model))),
+        **loader)
     cfg.val_evaluator = dict(evaluator, ann_file=data["val_json"])
     cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=val_interval)
     cfg.val_cfg = dict(type="ValLoop")

@@ -10,15 +10,15 @@ from executor.images import load_image
 
 from . import runtime
 from .candidates import BrokenCandidates, candidate_batches
-from .mmdet_config import apply_detection_cap, square_size, test_pipeline
+from .mmdet_config import apply_detection_cap, model_pads, square_size, test_pipeline
 from .models import Stage, find_stage, load_weights, stage_config
 from .options import parse_img_size
 
 
-def inference_dataset(class_names: Sequence[str], size: int) -> Dict:
+def inference_dataset(class_names: Sequence[str], size: int, pad: bool = True) -> Dict:
     """The dataset entry mmdet's inference API reads its pipeline and class names from."""
     return dict(type="CocoDataset", ann_file="", data_prefix=dict(img=""), test_mode=True, lazy_init=True,
-                metainfo=dict(classes=tuple(class_names)), pipeline=test_pipeline(size, False))
+                metainfo=dict(classes=tuple(class_names)), pipeline=test_pipeline(size, False, pad=pad))
 
 
 def load_model(ctx, stage: Stage, device: str, size: int, max_detections: int, score_thr: Optional[float] = None):
@@ -27,7 +27,7 @@ def load_model(ctx, stage: Stage, device: str, size: int, max_detections: int, s
     from . import mmdet_metric  # noqa: F401  (what the stage's config names: our metrics and loading step)
 
     cfg = stage_config(ctx, stage, "mmdet")
-    cfg.test_dataloader = dict(dataset=inference_dataset(stage.class_names, size))
+    cfg.test_dataloader = dict(dataset=inference_dataset(stage.class_names, size, not model_pads(cfg.model)))
     apply_detection_cap(cfg, max_detections, score_thr)
     model = init_detector(cfg, checkpoint=None, device=device)
     load_weights(model, stage.weights)

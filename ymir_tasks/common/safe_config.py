@@ -35,6 +35,10 @@ TRUST_KEY = "trust_model_code"
 # motion compensation its ``warp_mode``. Only these exact values are allowed there.
 NMS_TYPES = frozenset({"nms", "soft_nms", "nms_rotated", "nms_quadri"})
 _WARP_MODE = re.compile(r"^cv2\.MOTION_[A-Z]+$")
+# mmdet's RoI extractors take ``roi_layer.type`` by name from mmcv.ops (getattr, no registry, no
+# import): the RoI layers mmcv has are the allowed values.
+ROI_LAYER_TYPES = frozenset({"RoIAlign", "RoIPool", "RoIAlignRotated", "SimpleRoIAlign", "PrRoIPool",
+                             "DeformRoIPoolPack", "ModulatedDeformRoIPoolPack"})
 
 
 class _Loader(yaml.SafeLoader):
@@ -129,7 +133,8 @@ def check_config_data(doc: Any, file: str, known_types: Optional[Set[str]] = Non
             raise model_error(f"'{key}' would make the config read or import other files; a stage config must "
                               "be self-contained data", file=file, field=path)
         if key == "type":
-            if not isinstance(value, str) or (value not in known and value not in NMS_TYPES):
+            allowed = NMS_TYPES | (ROI_LAYER_TYPES if path.endswith("roi_layer.type") else frozenset())
+            if not isinstance(value, str) or (value not in known and value not in allowed):
                 raise model_error(f"type {value!r} is not a class of the OpenMMLab registries (a dotted name would "
                                   "be imported and called)", file=file, field=path)
         if key == "warp_mode" and not (isinstance(value, str) and _WARP_MODE.match(value)):
