@@ -485,7 +485,6 @@ class CocoSegReader(_CocoBase):
 
     def mask(self, image_path: str, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:
         """(H, W) uint8 mask; ``height``/``width`` (from the decoded image) win over the json's size."""
-        from pycocotools import mask as mask_utils  # C extension: imported only when masks are built
 
         iid = self._image_id(image_path)
         anns = self._anns.get(iid, []) if iid is not None else []
@@ -496,30 +495,13 @@ class CocoSegReader(_CocoBase):
             kind = _seg_kind(seg)
             if kind == "empty":
                 continue  # box-only annotation
-            field = f"annotations[{k}].segmentation"
-            if kind == "rle":
-                rh, rw = seg["size"]
-                if (rh, rw) != (h, w):
-                    raise self._err(f"RLE size {rh}x{rw} disagrees with image size {h}x{w} (HxW) "
-                                    f"of {os.path.basename(image_path)}", field)
-                if isinstance(seg["counts"], str):
-                    rle = {"size": [h, w], "counts": seg["counts"].encode("ascii")}
-                else:
-                    rle = mask_utils.frPyObjects({"size": [h, w], "counts": list(seg["counts"])}, h, w)
-            else:
-                polys = [[float(v) for v in p] for p in _as_polygons(seg)]
-                rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
-            m = mask_utils.decode(rle)
-            if m.shape[:2] != (h, w):  # pragma: no cover - guarded by the size checks above
-                raise self._err(f"decoded mask shape {m.shape} != {h}x{w}", field)
-            out[m.astype(bool)] = cls
+            out[self._decode(k, seg, kind, h, w, image_path)] = cls
         return out
 
     def instances(self, image_path: str, height: int, width: int
                   ) -> List[Tuple[int, Optional[np.ndarray], bool, Optional[List[float]]]]:
         """Per annotation of the image, in file order: (class index, its HxW bool mask or None for a
         box-only annotation, iscrowd, its [x, y, w, h] bbox when it has a valid one)."""
-        from pycocotools import mask as mask_utils
 
         iid = self._image_id(image_path)
         anns = self._anns.get(iid, []) if iid is not None else []
@@ -535,19 +517,30 @@ class CocoSegReader(_CocoBase):
             if kind == "empty":
                 out.append((cls, None, crowd, box))
                 continue
-            if kind == "rle":
-                if tuple(seg["size"]) != (h, w):
-                    raise self._err(f"RLE size {seg['size'][0]}x{seg['size'][1]} disagrees with image size "
-                                    f"{h}x{w} (HxW) of {os.path.basename(image_path)}",
-                                    f"annotations[{k}].segmentation")
-                counts = seg["counts"]
-                rle = ({"size": [h, w], "counts": counts.encode("ascii")} if isinstance(counts, str)
-                       else mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w))
-            else:
-                rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in _as_polygons(seg)],
-                                                              h, w))
-            out.append((cls, mask_utils.decode(rle).astype(bool), crowd, box))
+            out.append((cls, self._decode(k, seg, kind, h, w, image_path), crowd, box))
         return out
+
+    def _decode(self, k: int, seg: Any, kind: str, h: int, w: int, image_path: str) -> np.ndarray:
+        """The HxW bool mask of annotation ``k`` (RLE with string or list counts, or polygons)."""
+        from pycocotools import mask as mask_utils
+
+        field = f"annotations[{k}].segmentation"
+        if kind == "rle":
+            rh, rw = seg["size"]
+            if (rh, rw) != (h, w):
+                raise self._err(f"RLE size {rh}x{rw} disagrees with image size {h}x{w} (HxW) "
+                                f"of {os.path.basename(image_path)}", field)
+            if isinstance(seg["counts"], str):
+                rle = {"size": [h, w], "counts": seg["counts"].encode("ascii")}
+            else:
+                rle = mask_utils.frPyObjects({"size": [h, w], "counts": list(seg["counts"])}, h, w)
+        else:
+            polys = [[float(v) for v in p] for p in _as_polygons(seg)]
+            rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+        m = mask_utils.decode(rle)
+        if m.shape[:2] != (h, w):  # pragma: no cover - guarded by the size checks above
+            raise self._err(f"decoded mask shape {m.shape} != {h}x{w}", field)
+        return m.astype(bool)
 
     def _mask_size(self, iid: Any, anns: list, image_path: str,
                    height: Optional[int], width: Optional[int]) -> Tuple[int, int]:

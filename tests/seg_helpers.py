@@ -76,3 +76,13 @@ def assert_two_processes_match(one: Path, two: Path, task: str) -> None:
     assert "--nproc_per_node=2" in r.stdout + r.stderr
     name = "infer-result.json" if task == "infer" else "result.tsv"
     assert (one / "out" / name).read_text() == (two / "out" / name).read_text()
+
+
+def pretrained_ws(trained: Path, ws: Path, kind: str, **overrides: Any) -> Path:
+    """A small training workspace whose pretrained_model_params is the trained run's best weights."""
+    make_workspace(str(ws), kind, "train", num_train=8, num_val=4,
+                   overrides=dict(overrides, pretrained_model_params=["/in/models/best/model.pth"]))
+    (ws / "in" / "models" / "best").mkdir(parents=True)
+    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
+        (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    return ws

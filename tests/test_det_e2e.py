@@ -16,7 +16,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import assert_two_processes_match, infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
+from seg_helpers import pretrained_ws, assert_two_processes_match, infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
 
@@ -129,13 +129,8 @@ def test_pretrained_early_stopping_kill_resume_and_kept_checkpoints(trained, tmp
 
     # pretrained weights from the trained model (same classes: every tensor fits), a learning rate
     # too small to improve anything, patience 1: stops at the second evaluation.
-    ws = tmp_path / "es"
-    make_workspace(str(ws), "det", "train", num_train=8, num_val=4,
-                   overrides=dict(TINY, max_epochs=6, val_interval=1, learning_rate=1e-12, early_stop_patience=1,
-                                  pretrained_model_params=["/in/models/best/model.pth"]))
-    (ws / "in" / "models" / "best").mkdir(parents=True)
-    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
-        (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    ws = pretrained_ws(trained, tmp_path / "es", "det", **TINY, max_epochs=6, val_interval=1, learning_rate=1e-12,
+                       early_stop_patience=1)
     r = run_cli(ws)
     assert r.returncode == 0, r.stdout[-3000:]
     line = next(l for l in r.stdout.splitlines() if "pretrained weights" in l)

@@ -13,7 +13,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import assert_two_processes_match, result, run_cli
+from seg_helpers import pretrained_ws, assert_two_processes_match, result, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
 
@@ -143,14 +143,8 @@ def test_two_process_training_from_the_trained_weights_stops_early_and_resumes_a
 
     # two processes (gloo), pretrained from the trained model, a learning rate too small to improve
     # anything, patience 1: stops at the second evaluation with the pretrained model's maskAP
-    ws = tmp_path / "ddp"
-    make_workspace(str(ws), "iseg", "train", num_train=8, num_val=4,
-                   overrides=dict(TINY, samples_per_gpu=2, gpu_count=2, max_epochs=6, val_interval=1,
-                                  learning_rate=1e-12, early_stop_patience=1,
-                                  pretrained_model_params=["/in/models/best/model.pth"]))
-    (ws / "in" / "models" / "best").mkdir(parents=True)
-    (ws / "in" / "models" / "best" / "model.pth").write_bytes(
-        (trained / "out" / "models" / "best" / "model.pth").read_bytes())
+    ws = pretrained_ws(trained, tmp_path / "ddp", "iseg", **dict(TINY, samples_per_gpu=2), gpu_count=2, max_epochs=6,
+                       val_interval=1, learning_rate=1e-12, early_stop_patience=1)
     r = run_cli(ws)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "--nproc_per_node=2" in r.stdout + r.stderr and r.stdout.count("evaluation at iteration") == 2

@@ -42,7 +42,7 @@ from .diversity import (FeatureTap, load_features, save_features, tap_module, wa
                         write_ordered_mining_result)
 from .mmdet_config import test_pipeline
 from .mmdet_params import certain_score
-from .mmdet_infer import batches, input_side, model_for, predict
+from .mmdet_infer import batches, detect, input_side, model_for
 from .shards import CandidateShards
 
 log = logging.getLogger(__name__)
@@ -249,9 +249,6 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
     classes: Dict[int, int] = {}
     tap = FeatureTap(tap_module(model)) if ordered else None
 
-    def detect(imgs):
-        return [(d["boxes"], d["scores"], d["labels"]) for d in predict(model, imgs)]
-
     # random reads the images too, so an unreadable candidate ranks last with every algorithm
     with tap if tap is not None else contextlib.nullcontext():
         for batch in batches(shards.part, p["samples_per_gpu"], p["workers_per_gpu"], shards.broken):
@@ -265,7 +262,7 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
             elif algorithm in extra:
                 vals, peaks = extra[algorithm](model, imgs)
             elif algorithm in ("entropy", "asm"):
-                dets = detect(imgs)
+                dets = detect(model, imgs)
                 if algorithm == "entropy":
                     vals = [entropy_score(s[s >= conf]) for _, s, _ in dets]
                 else:
@@ -273,14 +270,14 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
                 peaks = [dominant_class(s[s >= conf], lab[s >= conf]) for _, s, lab in dets]
             else:
                 vals = []
-                for (idx, path, img), (b, s, lab) in zip(batch, detect(imgs)):
+                for (idx, path, img), (b, s, lab) in zip(batch, detect(model, imgs)):
                     keep = s >= conf
                     peaks[len(vals)] = dominant_class(s[keep], lab[keep])
                     rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
                     views = [augment(img, a, rng) for a in CALD_AUGS]
                     if tap is not None:
                         tap.enabled = False  # the augmented views are not the image
-                    outs = detect([v for v, _ in views])
+                    outs = detect(model, [v for v, _ in views])
                     if tap is not None:
                         tap.enabled = True
                     augs = []

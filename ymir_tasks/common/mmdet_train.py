@@ -13,7 +13,7 @@ from .training import barrier, remove_checkpoints, run_dirs, set_start_weights
 def train_mmdet(ctx, launcher, *, kind: str, config_name: str, prepare: Callable[..., Dict[str, Any]],
                 build_config: Callable, stage_metrics: Sequence[str], counts: Sequence[str] = (),
                 attachment: Callable[[Mapping[str, Any]], Dict[str, Any]],
-                meta: Mapping[str, Any] = {}, meta_from_metrics: Sequence[str] = ()) -> None:
+                meta_from_metrics: Sequence[str] = ()) -> None:
     """``prepare(env, class_names, cache, workers)`` writes train.json / val.json;
     ``build_config(ctx, data, work_dir, distributed, use_cuda)`` -> (cfg, args, input side)."""
     from mmengine.runner import Runner
@@ -32,7 +32,7 @@ def train_mmdet(ctx, launcher, *, kind: str, config_name: str, prepare: Callable
     writer = None
     if runtime.is_main_process():
         stage_meta = {"kind": kind, "class_names": list(ctx.class_names), "img_size": size,
-                      "preset": ctx.cfg["config_file"], "conf_threshold": ctx.cfg["conf_threshold"], **meta}
+                      "preset": ctx.cfg["config_file"], "conf_threshold": ctx.cfg["conf_threshold"]}
         writer = StageWriter(ctx, work_dir, cfg, config_name, stage_meta, list(stage_metrics), counts=list(counts),
                              attachment=attachment, meta_from_metrics=list(meta_from_metrics))
     runtime.set_task_context(ctx, stage_writer=writer)
