@@ -3,6 +3,7 @@
     ymir-executor run [--in /in] [--out /out]     what env.yaml asks (the image's default CMD)
     ymir-executor train|mine|infer [...]          one task regardless of env.yaml's run_* flags
     ymir-executor verify --in DIR --out DIR       check an output folder against the contract
+    ymir-executor report OUT [--html FILE]        one self-contained HTML page of a finished /out
     ymir-executor make-workspace --kind det --task train DIR
     ymir-executor templates [--check]             write / check docker/<kind>/img-man/*.yaml and
                                                   docker/multi/img-man/ (one image, every YMIR type)
@@ -154,6 +155,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return main_verify(args.in_dir, args.out_dir, tasks=args.task or None, object_type=args.object_type)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        path = write_report(args.out, args.html)
+    except FileNotFoundError as err:
+        print(f"report: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, only: Optional[str] = None) -> int:
     from .runner import run
 
@@ -182,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tasks to check (default: those env.yaml ran)")
     sp.add_argument("--object-type", type=int, default=None, help="2 detection, 3 semantic segmentation")
     sp.set_defaults(func=cmd_verify)
+
+    sp = sub.add_parser("report", help="one self-contained HTML page of a finished output folder")
+    sp.add_argument("out", help="the output folder (/out of a task)")
+    sp.add_argument("--html", default=None, help="where to write the page (default OUT/report.html)")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("make-workspace", help="build a synthetic workspace in the platform's layout")
     sp.add_argument("--kind", required=True)

@@ -318,7 +318,9 @@ def common_params(task: str, *, samples_per_gpu: int = 2, workers_per_gpu: int =
             Param("balance_classes", "bool", balance_classes, "every prefix of result.tsv takes its lines from the predicted "
                   "classes in turn, so that no class fills the top"),
             Param("diverse_top", "int", 1000, "lines ordered for diversity / balance (the rest by score; 0: all)",
-                  min=0)]
+                  min=0),
+            Param("preview_images", "int", 24, "draw the first N images of result.tsv with what made them uncertain "
+                  "into /out/mining-previews and TensorBoard, with a contact sheet (0: none)", min=0)]
     if task != "training":
         params.append(Param("max_broken_ratio", "float", 0.1,
                             "share of candidates that may be unreadable (skipped: no predictions, lowest mining "

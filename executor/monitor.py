@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .fileio import atomic_write_text
 
@@ -38,6 +38,7 @@ class Monitor:
     tasks: Sequence[str] = ("training",)
     min_interval_s: float = 1.0
     enabled: bool = True  # False in the non-zero ranks of a multi-process run: rank 0 reports
+    listener: Optional[Callable[[float], None]] = None  # sees every overall percent written (a progress bar)
     _last_write: float = field(default=0.0, init=False)
     _last_percent: float = field(default=-1.0, init=False)
     _ranges: Dict[str, Tuple[float, float]] = field(default_factory=dict, init=False)
@@ -65,6 +66,8 @@ class Monitor:
         atomic_write_text(self.path, format_monitor(self.task_id, value, STATE_RUNNING, details=self.notes,
                                                     timestamp=ts))
         self._last_write, self._last_percent = ts, value
+        if self.listener is not None:
+            self.listener(value)
 
     def note(self, lines: Sequence[str]) -> None:
         """Keep ``lines`` as detail lines of every record written from now on (shown by the platform)."""
@@ -81,6 +84,8 @@ class Monitor:
         atomic_write_text(self.path, format_monitor(self.task_id, 1.0, STATE_RUNNING, details=self.notes,
                                                     timestamp=ts))
         self._last_write, self._last_percent = ts, 1.0
+        if self.listener is not None:
+            self.listener(1.0)
 
     def fail(self, code: int, message: str, details: Sequence[str] = ()) -> None:
         if not self.enabled:

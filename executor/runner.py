@@ -10,19 +10,23 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import yaml
 
+from . import logtail
 from .caches import use_writable_caches
 from .env import Env, PathMap, load_env
 from .errors import ErrorCode, YmirError, config_error
+from .fileio import atomic_write_json
 from .hyperparams import RunConfig, load_config
 from .monitor import Monitor
 from .registry import MULTI_IMAGE, YMIR_OBJECT_TYPES, TaskKind, get_kind, kind_for_object_type, multi_type_kinds
+from .report import RUN_SUMMARY
 
 log = logging.getLogger("ymir-executor")
 
@@ -145,20 +149,27 @@ def plan_tasks(env: Env, only: Optional[str] = None) -> List[str]:
 
 
 def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = None,
-        kind_name: Optional[str] = None) -> int:
-    """Run the tasks env.yaml asks for; return the process exit status."""
+        kind_name: Optional[str] = None, on_progress: Optional[Callable[[float], None]] = None) -> int:
+    """Run the tasks env.yaml asks for; return the process exit status. ``on_progress`` sees
+    the overall percent each time monitor.txt is written."""
     use_writable_caches()
+    logtail.install()
+    logtail.mark()
     setup_logging(os.environ.get("YMIR_LOG_LEVEL", "INFO"))
     path_map = PathMap(os.path.abspath(in_dir), os.path.abspath(out_dir)) if (in_dir, out_dir) != ("/in", "/out") \
         else PathMap()
     env_file = str(Path(path_map.in_dir) / "env.yaml")
-    monitor = Monitor(path_map("/out/monitor.txt"), "default-task")
+    monitor = Monitor(path_map("/out/monitor.txt"), "default-task", listener=on_progress)
+    tensorboard = path_map("/out/tensorboard")
+    summary: Dict[str, Any] = {"started": time.time(), "seconds": {}}
     try:
         env = load_env(env_file, path_map)
+        tensorboard = env.output.tensorboard_dir
         tasks = plan_tasks(env, only)
         # In a torchrun worker only rank 0 reports progress.
         worker_rank = int(os.environ.get("RANK", "0")) if os.environ.get("YMIR_EXECUTOR_WORKER") == "1" else 0
-        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"], enabled=worker_rank == 0)
+        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"], enabled=worker_rank == 0,
+                          listener=on_progress)
         Path(env.output.root_dir).mkdir(parents=True, exist_ok=True)
         monitor.start()
         if not tasks:
@@ -173,25 +184,31 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         # Validate every task's config before any work starts.
         kind_keys = {p.name for s in kind.schemas.values() for p in s.params}
         configs = {t: load_config(env.input.config_file, kind.schemas[t], kind_keys) for t in tasks}
+        summary.update(kind=kind.name, object_type=kind.object_type)
         for task in tasks:
             ctx = TaskContext(env=env, cfg=configs[task], kind=kind, task=task, monitor=monitor)
             fn = kind.entrypoint(task)
             log.info("%s: start", task)
+            t0 = time.time()
             fn(ctx)
+            summary["seconds"][task] = round(time.time() - t0, 1)
             monitor.update(task, 1.0, force=True)
-            log.info("%s: done", task)
+            log.info("%s: done in %.1f s", task, summary["seconds"][task])
         monitor.finish()
+        _write_summary(path_map, summary, 0)
         return 0
     except YmirError as e:
         log.error("%s", e.one_line())
-        _safe_fail(monitor, int(e.code), e.one_line())
+        _safe_fail(monitor, tensorboard, int(e.code), e.one_line(), _context())
+        _write_summary(path_map, summary, int(e.code), e.one_line())
         return 1
     except MemoryError:
         log.error("%s", OOM_ADVICE)
-        _safe_fail(monitor, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE)
+        _safe_fail(monitor, tensorboard, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE, _context())
+        _write_summary(path_map, summary, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE)
         return 1
     except KeyboardInterrupt:
-        _safe_fail(monitor, UNEXPECTED_ERROR_CODE, "interrupted")
+        _safe_fail(monitor, tensorboard, UNEXPECTED_ERROR_CODE, "interrupted", _context())
         return 130
     except Exception as e:  # anything else: keep the traceback in monitor.txt for the UI
         code = classify_exception(e)
@@ -199,10 +216,34 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         if code == ErrorCode.OUT_OF_MEMORY:
             msg = f"{OOM_ADVICE} ({msg})"
         log.error("unexpected failure: %s", msg)
-        log.debug("%s", traceback.format_exc())
+        context = _context()  # before the traceback is printed: it has a section of its own
         traceback.print_exc(file=sys.stdout)
-        _safe_fail(monitor, code, msg, traceback.format_exc().splitlines())
+        tb = traceback.format_exc().splitlines()
+        _safe_fail(monitor, tensorboard, code, msg, context + [TRACEBACK_HEADER] + tb[-(MAX_DETAILS - len(context) - 1):])
+        _write_summary(path_map, summary, code, msg)
         return 1
+
+
+def _write_summary(path_map: PathMap, summary: Dict[str, Any], code: int, message: str = "") -> None:
+    """What ran, how long each task took and how it ended (for ``ymir-executor report``)."""
+    if os.environ.get("YMIR_EXECUTOR_WORKER") == "1":
+        return  # the launching process writes it
+    doc = dict(summary, finished=time.time(), return_code=code, message=message)
+    try:
+        atomic_write_json(path_map(f"/out/{RUN_SUMMARY}"), doc)
+    except OSError as err:
+        log.error("cannot write %s: %s", RUN_SUMMARY, err)
+
+
+# monitor.txt's detail lines (the platform reads up to 99): the log's last lines, then the traceback.
+MAX_DETAILS = 95
+LOG_TAIL_HEADER = "--- the log's last lines ---"
+TRACEBACK_HEADER = "--- traceback ---"
+
+
+def _context(n: int = 30) -> List[str]:
+    lines = logtail.tail(n)
+    return [LOG_TAIL_HEADER] + lines if lines else []
 
 
 OOM_ADVICE = ("out of memory: lower samples_per_gpu or img_size (or workers_per_gpu; data-loading workers also "
@@ -235,8 +276,12 @@ def classify_exception(e: BaseException) -> int:
     return UNEXPECTED_ERROR_CODE
 
 
-def _safe_fail(monitor: Monitor, code: int, message: str, details: Optional[List[str]] = None) -> None:
+def _safe_fail(monitor: Monitor, tensorboard: str, code: int, message: str,
+               details: Optional[List[str]] = None) -> None:
     try:
         monitor.fail(code, message, details or [])
     except OSError as err:  # /out not writable: nothing more we can do but say so
         log.error("cannot write %s: %s", monitor.path, err)
+        return
+    if monitor.enabled:  # the same in TensorBoard, beside the training curves
+        logtail.write_tensorboard_text(tensorboard, "executor error", f"{code}: {message}", details or [])

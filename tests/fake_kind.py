@@ -1,4 +1,5 @@
 """A task kind used only by the tests: it drives the dispatcher without torch."""
+import logging
 import os
 
 from executor.errors import ErrorCode, YmirError
@@ -20,6 +21,8 @@ def _behave(ctx):
     if b == "ymir_error":
         raise YmirError(ErrorCode.DATASET, "unknown class 'zebra'", file="/in/annotations/a.txt", line=3)
     if b == "crash":
+        logging.getLogger("fake").info("loading batch 7 of /in/assets/aa.jpg")
+        print("a library's own line on stdout", flush=True)
         raise RuntimeError("kaboom")
     if b == "oom":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy as np
 import yaml
 
 from executor.workspace import make_workspace
@@ -76,6 +77,9 @@ def assert_two_processes_match(one: Path, two: Path, task: str) -> None:
     assert "--nproc_per_node=2" in r.stdout + r.stderr
     name = "infer-result.json" if task == "infer" else "result.tsv"
     assert (one / "out" / name).read_text() == (two / "out" / name).read_text()
+    if task == "mine":  # rank 0 draws the previews of the merged result
+        assert [p.read_bytes() for p in sorted((one / "out" / "mining-previews").iterdir())] == \
+            [p.read_bytes() for p in sorted((two / "out" / "mining-previews").iterdir())]
 
 
 def pretrained_ws(trained: Path, ws: Path, kind: str, **overrides: Any) -> Path:
@@ -86,3 +90,75 @@ def pretrained_ws(trained: Path, ws: Path, kind: str, **overrides: Any) -> Path:
     (ws / "in" / "models" / "best" / "model.pth").write_bytes(
         (trained / "out" / "models" / "best" / "model.pth").read_bytes())
     return ws
+
+
+def assert_previews(ws: Path, count: int) -> List[np.ndarray]:
+    """``count`` mining previews in result.tsv's order plus the contact sheet, each a picture that
+    is not blank, and the same pictures in TensorBoard; returns the previews (BGR)."""
+    import cv2
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ymir_tasks.common.previews import CONTACT_SHEET, PREVIEW_DIR
+
+    folder = ws / "out" / PREVIEW_DIR
+    rows = [ln.split("\t")[0] for ln in (ws / "out" / "result.tsv").read_text().splitlines()]
+    names = sorted(p.name for p in folder.glob("[0-9][0-9]-*.png"))
+    assert names == [f"{k + 1:02d}-{Path(r).stem}.png" for k, r in enumerate(rows[:count])], names
+    pictures = []
+    for name in names + [CONTACT_SHEET]:
+        img = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape[0] > 64 and img.shape[1] > 64 and float(img.std()) > 10, name
+        pictures.append(img)
+    acc = EventAccumulator(str(ws / "out" / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    tags = acc.Tags()["images"]
+    assert "mining/contact sheet" in tags and sum(t.startswith("mining/") for t in tags) == count + 1, tags
+    return pictures[:-1]
+
+
+def assert_boxes_drawn(ws: Path, pictures: List[np.ndarray], shown_from: float) -> None:
+    """The boxes of infer-result.json (same model, same images) from ``shown_from`` are drawn
+    where they are: the middle of each box's left edge has a box colour in the preview."""
+    import json
+
+    import cv2
+
+    from ymir_tasks.common.previews import CERTAIN, DOUBT, UNSURE
+
+    doc = json.loads((ws / "out" / "infer-result.json").read_text())["detection"]
+    rows = [ln.split("\t")[0] for ln in (ws / "out" / "result.tsv").read_text().splitlines()]
+    checked = hits = 0
+    for row, pic in zip(rows, pictures):
+        h, w = cv2.imread(str(ws / "in" / row[len("/in/"):])).shape[:2]
+        scale = pic.shape[1] / w
+        band = pic.shape[0] - round(h * scale)  # the caption above the picture
+        for b in doc[Path(row).name]["boxes"]:
+            if b["score"] < shown_from:
+                continue
+            x, y = round(b["box"]["x"] * scale), band + round((b["box"]["y"] + b["box"]["h"] / 2) * scale)
+            patch = pic[y - 1:y + 2, max(0, x - 1):x + 2].reshape(-1, 3)
+            checked += 1
+            hits += any(tuple(int(v) for v in px) in (CERTAIN, UNSURE, DOUBT) for px in patch)
+    assert checked >= 5 and hits >= 0.9 * checked, (hits, checked)
+
+
+def assert_training_pictures(ws: Path, names: List[str]) -> None:
+    """The best stage's attachments hold each evaluation picture (decodes, not blank), and
+    TensorBoard holds it at every evaluation."""
+    import cv2
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    doc = yaml.safe_load((ws / "out" / "models" / "result.yaml").read_text())
+    attached = doc["attachments"]["best"]
+    for name in names:
+        assert f"{name}.png" in attached, attached
+        img = cv2.imread(str(ws / "out" / "models" / "attachments" / "best" / f"{name}.png"), cv2.IMREAD_COLOR)
+        assert img is not None and min(img.shape[:2]) > 100 and float(img.std()) > 10, name
+    steps = {}
+    for f in (ws / "out" / "tensorboard").rglob("*.evaluation"):
+        acc = EventAccumulator(str(f), size_guidance={"images": 0})
+        acc.Reload()
+        for tag in acc.Tags()["images"]:
+            steps.setdefault(tag, set()).update(e.step for e in acc.Images(tag))
+    for name in names:
+        assert len(steps.get(f"evaluation/{name}", ())) >= 2, steps  # one per evaluation: how the model improved

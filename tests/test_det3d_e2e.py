@@ -22,7 +22,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import result, run_and_kill_after_checkpoint, run_cli
+from seg_helpers import assert_previews, assert_training_pictures, result, run_and_kill_after_checkpoint, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 4, "workers_per_gpu": 0}
 
@@ -61,6 +61,7 @@ def test_training_writes_verified_stages_with_the_3d_table(trained):
     assert head.num_classes == 3 and len(head.anchor_generator.sizes) == 3
     assert head.anchor_generator.sizes[0][0] == pytest.approx(3.9, abs=0.3)  # mean Car length of the labels
     assert cfg.model.middle_encoder.output_shape == [128, 128]
+    assert_training_pictures(ws, ["pr-curves", "ap-by-iou"])
 
 
 def _mine_ws(trained: Path, dest: Path, task: str = "mine", n: int = 6, **cfg) -> Path:
@@ -88,6 +89,7 @@ def test_mining_and_inference_in_one_container(trained, tmp_path):
     assert not (ws / "out" / "mining-tmp").exists()
     doc = json.loads((ws / "out" / "infer-result.json").read_text())
     assert len(doc["detection3d"]) == 6
+    assert_previews(ws, 6)  # bird's-eye views of every scan
 
 
 @pytest.mark.parametrize("mining_score", ["qa", "active"])

@@ -16,7 +16,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import pretrained_ws, assert_two_processes_match, infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
+from seg_helpers import assert_boxes_drawn, assert_previews, assert_training_pictures, pretrained_ws, assert_two_processes_match, infer_ws_from, result, run_and_kill_after_checkpoint, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
 
@@ -46,6 +46,7 @@ def test_training_reaches_map50_and_passes_verify(trained):
     assert list(table["AP_by_IoU"]) == [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]
     assert table["AP_by_IoU"]["0.50"] == pytest.approx(best["mAP"])
     assert set(table["AP50_by_class"]) == {"box", "disc"} and table["mAP@[.5:.95]"] <= best["mAP"]
+    assert_training_pictures(ws, ["pr-curves", "ap-by-iou", "val-predictions"])
 
 
 def test_tensorboard_has_loss_lr_and_the_ap_table(trained):
@@ -84,6 +85,9 @@ def test_each_miner_passes_verify(trained, tmp_path, algorithm):
     assert verify_output(str(ws / "in"), str(ws / "out")) == []
     rows = [l.split("\t") for l in (ws / "out" / "result.tsv").read_text().splitlines()]
     assert len(rows) == 10 and len({r[0] for r in rows}) == 10
+    pictures = assert_previews(ws, 10)  # every candidate: there are fewer than preview_images
+    if algorithm != "random":  # random loads no model: its previews are the images
+        assert_boxes_drawn(ws, pictures, 0.2)
 
 
 @pytest.mark.parametrize("task,algorithm", [("infer", None), ("mine", "cald"), ("mine", "aldd"), ("mine", "entropy"),

@@ -13,7 +13,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import pretrained_ws, assert_two_processes_match, result, run_cli
+from seg_helpers import assert_previews, assert_training_pictures, pretrained_ws, assert_two_processes_match, result, run_cli
 
 TINY = {"config_file": "tiny", "samples_per_gpu": 8, "workers_per_gpu": 0}
 
@@ -52,6 +52,7 @@ def test_training_reaches_mask_ap50_and_passes_verify(trained):
     assert table["box"]["AP@0.5"] == pytest.approx(best["boxAP"])
     assert table["mask"]["AP@[.5:.95]"] <= table["mask"]["AP@0.5"] and set(table["mask"]["AP50_by_class"]) == \
         {"disc", "box"}
+    assert_training_pictures(trained, ["pr-curves", "ap-by-iou", "val-predictions"])
 
 
 def _mine_ws(trained: Path, dest: Path, **cfg) -> Path:
@@ -96,6 +97,7 @@ def test_each_miner_passes_verify(trained, tmp_path, algorithm):
     assert verify_output(str(ws / "in"), str(ws / "out"), tasks=["mining"]) == []
     rows = [l.split("\t") for l in (ws / "out" / "result.tsv").read_text().splitlines()]
     assert len(rows) == 8 and len({r[0] for r in rows}) == 8
+    assert_previews(ws, 8)
     scores = [float(r[1]) for r in rows]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
 

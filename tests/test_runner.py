@@ -3,7 +3,7 @@ import pytest
 
 import fake_kind
 from executor.monitor import parse_monitor
-from executor.runner import run
+from executor.runner import LOG_TAIL_HEADER, TRACEBACK_HEADER, run
 from executor.verify import verify_output
 
 from executor.registry import all_kinds, register_kind, unregister_kind
@@ -77,6 +77,38 @@ def test_failures_end_in_state_4_with_the_code(io_dirs, behaviour, code, text, c
     assert (rec["state"], rec["return_code"]) == (4, code) and text in rec["message"]
     assert text in capsys.readouterr().out
     assert not (out_dir / "models" / "result.yaml").exists()
+
+
+def test_a_failure_puts_the_log_tail_in_monitor_and_tensorboard(io_dirs):
+    """The platform shows monitor.txt: the error's context and traceback must be there, not only
+    in the container log; TensorBoard gets the same text."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    in_dir, out_dir = io_dirs
+    write_env(in_dir)
+    write_config(in_dir, {"class_names": ["a"], "object_type": 99, "behaviour": "crash"})
+    assert run(str(in_dir), str(out_dir)) == 1
+    details = _monitor(out_dir)["details"]
+    assert details[0] == LOG_TAIL_HEADER and TRACEBACK_HEADER in details and len(details) <= 99
+    tail = details[:details.index(TRACEBACK_HEADER)]
+    # the run's own lines, in order, and nothing of an earlier run in this process
+    assert any("kind=fake tasks=training" in ln for ln in tail)
+    assert [ln for ln in tail if "batch 7" in ln or "library's own" in ln][-2:] == [
+        next(ln for ln in tail if "batch 7" in ln), "a library's own line on stdout"]
+    assert "unexpected failure: RuntimeError: kaboom" in tail[-1]
+    assert details[-1] == "RuntimeError: kaboom" and any("fake_kind.py" in ln for ln in details)
+    acc = EventAccumulator(str(out_dir / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    text = acc.Tensors("executor error/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "160004: RuntimeError: kaboom" in text and "loading batch 7" in text
+
+
+def test_a_config_error_also_carries_the_log_tail(io_dirs):
+    in_dir, out_dir = io_dirs
+    _mining_ws(in_dir, steps="many")
+    assert run(str(in_dir), str(out_dir)) == 1
+    details = _monitor(out_dir)["details"]
+    assert details[0] == LOG_TAIL_HEADER and "'many'" in details[-1] and TRACEBACK_HEADER not in details
 
 
 def test_bad_config_is_refused_before_any_work(io_dirs):

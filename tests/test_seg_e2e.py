@@ -16,7 +16,7 @@ from ymir_tasks.seg.evaluation import mask_iou
 from executor.verify import verify_output
 from ymir_tasks.common.safe_config import read_config_data
 
-from seg_helpers import infer_ws_from, result, run_cli, train_ws
+from seg_helpers import assert_training_pictures, infer_ws_from, result, run_cli, train_ws
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def test_training_reaches_miou_and_passes_verify(trained):
     assert rec["percent"] == 1.0 and rec["state"] == 2
     assert log.count("evaluation at iteration") == 3
     assert "class weights (auto): ymir_background 0.5, disc " in log  # the rare-class default, median-frequency
+    assert_training_pictures(ws, ["confusion", "val-predictions"])
 
 
 def test_stages_are_self_sufficient(trained):

@@ -13,7 +13,7 @@ from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
 
-from seg_helpers import run_cli, train_ws
+from seg_helpers import assert_previews, run_cli, train_ws
 
 MINE = {"samples_per_gpu": 4, "workers_per_gpu": 1, "max_superpixel_per_image": 48, "max_kept_mining_image": 4}
 
@@ -51,6 +51,30 @@ def test_every_algorithm_and_superpixel_method_passes_verify(model_dir, tmp_path
         a = np.array(Image.open(m))
         assert set(np.unique(a)) <= {0, 255} and (a == 255).any()
     assert not (ws / "out" / "mining-tmp").exists()
+    if method == "slico":
+        _assert_regions_drawn(ws, rows, masks)
+
+
+def _assert_regions_drawn(ws: Path, rows, masks) -> None:
+    """Every candidate has a preview; the regions to label are tinted exactly where the masks
+    are, and images without a kept mask are shown as they are."""
+    import cv2
+
+    from ymir_tasks.common.previews import fit
+
+    pictures = assert_previews(ws, 12)
+    for k, (row, pic) in enumerate(zip(rows, pictures)):
+        img, _ = fit(cv2.imread(str(ws / "in" / row[0][len("/in/"):]), cv2.IMREAD_COLOR))
+        body = pic[pic.shape[0] - img.shape[0]:].astype(int)  # under the caption band
+        diff = np.abs(body - img.astype(int)).sum(2)
+        if k < 4:
+            mask = cv2.resize(np.array(Image.open(masks[[m.stem for m in masks].index(Path(row[0]).stem)])),
+                              (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+            inner = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            outer = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+            assert diff[inner].mean() > 60 and diff[outer].mean() < 8, (k, diff[inner].mean(), diff[outer].mean())
+        else:
+            assert diff.mean() < 8, (k, diff.mean())
 
 
 def test_mining_is_deterministic(model_dir, tmp_path):

@@ -42,7 +42,8 @@ from .diversity import (FeatureTap, load_features, save_features, tap_module, wa
                         write_ordered_mining_result)
 from .mmdet_config import test_pipeline
 from .mmdet_params import certain_score
-from .mmdet_infer import batches, detect, input_side, model_for
+from .mmdet_infer import batches, detect, input_side, model_for, predict
+from .previews import banner, caption, draw_boxes, fit, previews_safely, score_colour, top_of_result
 from .shards import CandidateShards
 
 log = logging.getLogger(__name__)
@@ -304,4 +305,38 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
         write_ordered_mining_result(ctx.env, [c.raw_image for c in cands], all_scores, feat_mat, cls_arr,
                                     p if ordered else {})
         log.info("mining %s: wrote %s (%d candidates)", algorithm, ctx.env.output.mining_result_file, len(cands))
+        if algorithm == "random":
+            previews_safely(ctx, lambda: box_previews(ctx, cands, None, [], algorithm, 0.0, 1.0))
+        else:
+            previews_safely(ctx, lambda: box_previews(ctx, cands, model, stage.class_names, algorithm, conf, certain,
+                                                      float(stage.meta.get("conf_threshold", conf))))
     shards.finish()
+
+
+def box_previews(ctx, cands, model, class_names: Sequence[str], algorithm: str, conf: float,
+                 certain: float, shown_from: float = 0.0) -> List[Tuple[str, np.ndarray]]:
+    """result.tsv's first images with the model's boxes (and masks): green from the certain
+    score, orange and red below it (what a human must check or draw). Boxes under ``shown_from``
+    (the stage's infer threshold) are counted, not drawn: at the mining threshold they bury the image."""
+    import cv2
+
+    shown_from = max(conf, float(shown_from))
+    local = {c.raw_image: c.image for c in cands}
+    pictures = []
+    for rank, (path, score) in enumerate(top_of_result(ctx.env, ctx.cfg.params["preview_images"])):
+        img = cv2.imread(local.get(path, path), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        pic, scale = fit(img)
+        extra = ""
+        if model is not None:
+            d = predict(model, [img], min_score=conf)[0]
+            keep = d["scores"] >= shown_from
+            masks = d["masks"][keep] if "masks" in d else None
+            draw_boxes(pic, d["boxes"][keep], d["labels"][keep], d["scores"][keep], class_names,
+                       lambda s: score_colour(s, certain, shown_from), scale, masks)
+            unsure = int((d["scores"][keep] < certain).sum())
+            extra = (f"{len(d['scores'])} objects >= {conf:.2f}; {int(keep.sum())} drawn (>= {shown_from:.2f}), "
+                     f"{unsure} uncertain (< {certain:.2f})")
+        pictures.append((path, banner(pic, caption(rank, path, score, algorithm, extra))))
+    return pictures

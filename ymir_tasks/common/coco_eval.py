@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -82,9 +82,11 @@ def certain_threshold(gts: Sequence[Dict], preds: Sequence[Dict], precision: flo
 
 
 def coco_metrics(gts: Sequence[Dict], preds: Sequence[Dict], class_names: Sequence[str],
-                 max_dets: int = 1000, iou_type: str = "bbox") -> Dict[str, float]:
+                 max_dets: int = 1000, iou_type: str = "bbox", curves: Optional[Dict] = None) -> Dict[str, float]:
     """COCO AP/AR as fractions; keys: mAP (AP50), mAP_50_95, AP75, mAR, AP_<iou>, AP50.<class>.
-    ``iou_type`` 'segm' matches the ``masks`` of each side instead of the boxes."""
+    ``iou_type`` 'segm' matches the ``masks`` of each side instead of the boxes. ``curves``, when
+    given, receives each class's precision at COCO's 101 recall points at IoU 0.5 (``{class: [101]}``,
+    -1 where the class has no ground truth) under ``'pr50'``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -144,4 +146,6 @@ def coco_metrics(gts: Sequence[Dict], preds: Sequence[Dict], class_names: Sequen
     out["mAR"] = mean_valid(rec)
     for k, name in enumerate(class_names):
         out[f"AP50.{name}"] = mean_valid(prec[0, :, k])
+    if curves is not None:
+        curves["pr50"] = {name: prec[0, :, k].astype(float).tolist() for k, name in enumerate(class_names)}
     return out

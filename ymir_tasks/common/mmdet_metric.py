@@ -4,6 +4,7 @@ json they were given. Stage configs name them, so the names stay."""
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -11,9 +12,12 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
 
-from .coco_eval import certain_threshold, coco_metrics, tp_fp_fn
+from . import training_pictures
+from .coco_eval import IOU_THRESHOLDS, certain_threshold, coco_metrics, tp_fp_fn
 
 from . import loading  # noqa: F401  (YmirLoadImage, the pipelines' loading step)
+
+log = logging.getLogger(__name__)
 
 
 def _ground_truth(ann_file: str, with_masks: bool) -> Dict[int, Dict]:
@@ -60,21 +64,58 @@ class YmirDetMetric(BaseMetric):
 
                 masks = p["masks"].cpu().numpy().astype(np.uint8)
                 pred["masks"] = [mask_utils.encode(np.asfortranarray(m)) for m in masks]
-            self.results.append((int(s["img_id"]), pred))
+            self.results.append((int(s["img_id"]), pred, str(s.get("img_path", ""))))
 
     def _pairs(self, results: list):
         truth = _ground_truth(self.ann_file, self.with_masks)
         gts, preds = [], []
-        for img_id, pred in sorted(results, key=lambda r: r[0]):
+        for img_id, pred, _ in sorted(results, key=lambda r: r[0]):
             gts.append(truth[img_id])
             preds.append(pred)
         return gts, preds
 
+    def _shown(self, results: list, gts: List[Dict]):
+        """(image path, prediction with decoded masks, ground-truth boxes) of the fixed handful of
+        val images: the first by id among those with objects (then the others)."""
+        ordered = sorted(results, key=lambda r: r[0])
+        ids = [r[0] for r in ordered]
+        with_objects = [i for i, g in zip(ids, gts) if len(g["labels"])]
+        shown = set(training_pictures.shown_ids(with_objects) if with_objects else training_pictures.shown_ids(ids))
+        items = []
+        for (img_id, pred, path), g in zip(ordered, gts):
+            if img_id in shown and path:
+                item = dict(pred, truth=g["boxes"])
+                if self.with_masks:
+                    from pycocotools import mask as mask_utils
+
+                    item["masks"] = np.stack([mask_utils.decode(m) for m in pred["masks"]]).astype(bool) \
+                        if pred["masks"] else None
+                items.append((path, item))
+        return items
+
+    def _offer_pictures(self, results: list, gts: List[Dict], curves: Dict, ap: Dict[str, Dict[float, float]],
+                        what: str) -> None:
+        try:
+            self._draw(results, gts, curves, ap, what)
+        except Exception as err:  # noqa: BLE001 - the figures stand without their pictures
+            log.warning("evaluation pictures not drawn: %s: %s", type(err).__name__, err)
+
+    def _draw(self, results: list, gts: List[Dict], curves: Dict, ap: Dict[str, Dict[float, float]],
+              what: str) -> None:
+        pictures = {"pr-curves": training_pictures.pr_curves(curves["pr50"], f"{what} precision-recall at IoU 0.5"),
+                    "ap-by-iou": training_pictures.ap_by_iou(ap, "AP against the IoU threshold")}
+        row = training_pictures.predictions_row(self._shown(results, gts), self.class_names, self.conf_threshold)
+        if row is not None:
+            pictures["val-predictions"] = row
+        training_pictures.offer(pictures)
+
     def compute_metrics(self, results: list) -> Dict[str, float]:
         gts, preds = self._pairs(results)
-        out = coco_metrics(gts, preds, self.class_names, self.max_dets)
+        curves: Dict = {}
+        out = coco_metrics(gts, preds, self.class_names, self.max_dets, curves=curves)
         out.update(tp_fp_fn(gts, preds, self.conf_threshold))
         out["certain_threshold"] = certain_threshold(gts, preds)
+        self._offer_pictures(results, gts, curves, {"box": _by_iou(out)}, "box")
         return out
 
 
@@ -87,10 +128,19 @@ class YmirInstanceMetric(YmirDetMetric):
     def compute_metrics(self, results: list) -> Dict[str, float]:
         gts, preds = self._pairs(results)
         out: Dict[str, float] = {}
+        curves: Dict = {}
+        by_iou: Dict[str, Dict[float, float]] = {}
         for prefix, iou_type in (("mask", "segm"), ("box", "bbox")):
-            m = coco_metrics(gts, preds, self.class_names, self.max_dets, iou_type=iou_type)
+            m = coco_metrics(gts, preds, self.class_names, self.max_dets, iou_type=iou_type,
+                             curves=curves if prefix == "mask" else None)
+            by_iou[prefix] = _by_iou(m)
             out.update({f"{prefix}AP": m["mAP"], f"{prefix}AP_50_95": m["mAP_50_95"], f"{prefix}AP75": m["AP75"],
                         f"{prefix}AR": m["mAR"]})
             out.update({f"{prefix}AP50.{n}": m[f"AP50.{n}"] for n in self.class_names})
         out.update(tp_fp_fn(gts, preds, self.conf_threshold))
+        self._offer_pictures(results, gts, curves, by_iou, "mask")
         return out
+
+
+def _by_iou(m: Dict[str, float]) -> Dict[float, float]:
+    return {t: m[f"AP_{t:.2f}"] for t in IOU_THRESHOLDS}

@@ -16,7 +16,6 @@ def train_mmdet(ctx, launcher, *, kind: str, config_name: str, prepare: Callable
                 meta_from_metrics: Sequence[str] = ()) -> None:
     """``prepare(env, class_names, cache, workers)`` writes train.json / val.json;
     ``build_config(ctx, data, work_dir, distributed, use_cuda)`` -> (cfg, args, input side)."""
-    from mmengine.runner import Runner
 
     from . import hooks  # noqa: F401
     from . import mmdet_metric  # noqa: F401  (the val metrics the configs name)
@@ -37,7 +36,7 @@ def train_mmdet(ctx, launcher, *, kind: str, config_name: str, prepare: Callable
                              attachment=attachment, meta_from_metrics=list(meta_from_metrics))
     runtime.set_task_context(ctx, stage_writer=writer)
     with runtime.trusted_checkpoints():
-        runner = Runner.from_cfg(cfg)
+        runner = runtime.build_runner(cfg)
         runner.train()
     if runtime.is_main_process():
         remove_checkpoints(work_dir)

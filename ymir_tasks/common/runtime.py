@@ -220,3 +220,28 @@ def plain_state_dict(model) -> Dict[str, Any]:
     """The model's weights as CPU tensors, unwrapped from DDP: loads with weights_only=True."""
     module = getattr(model, "module", model)
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+CONFIG_DUMP = "mmengine-config.py"
+
+
+def build_runner(cfg):
+    """mmengine's Runner, except that its config dump (hundreds of log lines) goes to
+    ``<work_dir>/mmengine-config.py`` and the log says where: the platform keeps the full log, and
+    a user scrolling it wants the training, not the config."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    class YmirRunner(Runner):
+        def _log_env(self, env_cfg: dict) -> None:
+            full, self.cfg = self.cfg, Config()  # an empty config: mmengine logs the environment only
+            try:
+                super()._log_env(env_cfg)
+            finally:
+                self.cfg = full
+            self.logger.info("the full mmengine config is in %s", os.path.join(self.work_dir, CONFIG_DUMP))
+
+        def dump_config(self) -> None:
+            self.cfg.dump(os.path.join(self.work_dir, CONFIG_DUMP))
+
+    return YmirRunner.from_cfg(cfg)

@@ -16,7 +16,7 @@ import yaml
 
 from executor.results import write_model_stage
 
-from . import runtime
+from . import runtime, training_pictures
 from .safe_config import dump_config
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class StageWriter:
         body = self.attachment(metrics) if self.attachment else dict(metrics)
         with open(table, "w", encoding="utf-8") as f:
             json.dump(dict(body, epoch=runner.epoch, iteration=runner.iter), f, indent=1)
+        # the evaluation's pictures (curves, confusion, val predictions) beside its table
+        shown = [table] + training_pictures.write(self.stage_dir, self.ctx.env.output.tensorboard_dir, runner.iter,
+                                                  training_pictures.take())
         files = [weights, os.path.join(self.stage_dir, self.config_name), os.path.join(self.stage_dir, MODEL_META)]
         scores = {k: float(metrics.get(k, 0.0)) for k in self.stage_metrics}
         counts = {k: int(metrics[k]) for k in self.counts if k in metrics}
@@ -83,11 +86,11 @@ class StageWriter:
         if main > self.best:
             self.best = main
             write_model_stage(self.ctx.env, "best", files, scores, counts=counts, best_stage_name="best",
-                              attachments={"best": [table]})
+                              attachments={"best": shown})
         last_files = list(files)
         if self.checkpoints_in_last:
             last_files += sorted(glob.glob(os.path.join(self.work_dir, "*_*.pth")))
         write_model_stage(self.ctx.env, "last", last_files, scores, counts=counts, best_stage_name="best",
-                          attachments={"last": [table]})
+                          attachments={"last": shown})
         log.info("evaluation at iteration %d (epoch %d): %s (best %s %.4f); stages written", runner.iter,
                  runner.epoch, ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), self.main_metric, self.best)

@@ -8,7 +8,7 @@ the mean strict 3D AP over the classes present in the val labels.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,11 +41,13 @@ def class_thresholds(spec: str, class_names: Sequence[str], footprints: Sequence
     return out
 
 
-def average_precision(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int, thr: float,
-                      iou_fn=iou_3d) -> float:
+def pr_points(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int, thr: float,
+              iou_fn=iou_3d) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(recall, precision) after each prediction of class ``cls``, best score first, greedy
+    matching at IoU ``thr``; None when the class has no ground truth."""
     n_gt = sum(int((g.labels == cls).sum()) for g in gts)
     if n_gt == 0:
-        return 0.0
+        return None
     records = []  # (score, frame, index)
     for f, p in enumerate(preds):
         for i in np.nonzero(p.labels == cls)[0]:
@@ -65,16 +67,23 @@ def average_precision(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int
         if row[j] >= thr:
             used[f][j] = True
             tp[k] = 1
-    if not len(records):
-        return 0.0
     ctp = np.cumsum(tp)
-    recall = ctp / n_gt
-    precision = ctp / np.arange(1, len(records) + 1)
-    ap = 0.0
-    for r in np.linspace(1 / 40, 1.0, 40):
-        ok = recall >= r - 1e-9
-        ap += precision[ok].max() if ok.any() else 0.0
-    return float(ap / 40)
+    return ctp / n_gt, ctp / np.arange(1, len(records) + 1)
+
+
+def interpolated_precision(points: Optional[Tuple[np.ndarray, np.ndarray]], recalls: np.ndarray) -> np.ndarray:
+    """The best precision at recall >= r for each r (0 where never reached)."""
+    recall, precision = points if points is not None else (np.zeros(0), np.zeros(0))
+    return np.asarray([precision[recall >= r - 1e-9].max() if (recall >= r - 1e-9).any() else 0.0 for r in recalls])
+
+
+def average_precision(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int, thr: float,
+                      iou_fn=iou_3d) -> float:
+    """KITTI's 40-point interpolated AP."""
+    points = pr_points(gts, preds, cls, thr, iou_fn)
+    if points is None:
+        return 0.0
+    return float(interpolated_precision(points, np.linspace(1 / 40, 1.0, 40)).mean())
 
 
 def tp_fp_fn(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], thresholds: Sequence[float],
@@ -114,3 +123,26 @@ def det3d_metrics(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], class_names:
         out[{"AP3D": "mAP", "APBEV": "mAP_bev", "AP3D_loose": "mAP_loose"}[key]] = float(np.mean(vals)) if vals else 0.0
     out.update(tp_fp_fn(gts, preds, strict, conf))
     return out
+
+
+PICTURE_IOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def det3d_pictures(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], class_names: Sequence[str]):
+    """Precision-recall per class at the loose 3D IoU (0.5 cars, 0.25 the rest) and 3D / BEV mAP
+    against the IoU threshold, as pictures."""
+    from ..common import training_pictures
+
+    recalls = np.linspace(0, 1, 101)
+    present = [c for c in range(len(class_names)) if any((g.labels == c).any() for g in gts)]
+    curves = {}
+    for c in present:
+        car_sized = any((g.boxes[g.labels == c, 3] * g.boxes[g.labels == c, 4] >= 4.0).any() for g in gts)
+        curves[class_names[c]] = interpolated_precision(pr_points(gts, preds, c, 0.5 if car_sized else 0.25),
+                                                        recalls).tolist()
+    series = {}
+    for name, fn in (("3D", iou_3d), ("BEV", bev_iou)):
+        series[name] = {t: float(np.mean([average_precision(gts, preds, c, t, fn) for c in present])) if present else 0.0
+                        for t in PICTURE_IOUS}
+    return {"pr-curves": training_pictures.pr_curves(curves, "3D precision-recall (IoU 0.5 cars, 0.25 the rest)"),
+            "ap-by-iou": training_pictures.ap_by_iou(series, "mAP against the IoU threshold")}

@@ -30,9 +30,10 @@ from executor.pointcloud import load_points, read_boxes3d
 from executor.results import UNREADABLE_SCORE
 
 from ..common import runtime
-from ..common.shards import CandidateShards
 from ..common.diversity import FeatureTap, tap_module, wants_order, write_ordered_mining_result
-
+from ..common.previews import banner, caption, previews_safely, text_picture, top_of_result
+from ..common.shards import CandidateShards
+from .bev import ANNOTATED, METRES, PSEUDO, UNCERTAIN, bev, legend, view_range
 from .bank import (BankEvaluator, BankWriter, Frame, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds,
                    add_samples, calibrate, collect_features, select, spearman)
 
@@ -112,7 +113,28 @@ def mine(ctx, launcher) -> None:
                                         cls_arr, p)
         log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file,
                  n, sum(len(r.pseudo) for r in results), key)
+        view = view_range(meta["point_cloud_range"]) if meta.get("point_cloud_range") else METRES
+        previews_safely(ctx, lambda: scan_previews(ctx, frames, results, names, key, view))
     shards.finish()
+
+
+def scan_previews(ctx, frames: Sequence[Frame], results: Sequence[FrameResult], names: Sequence[str],
+                  score_name: str, view: Tuple[float, float, float, float] = METRES) -> List[Tuple[str, np.ndarray]]:
+    """result.tsv's first scans from above: annotated boxes, the bank's pseudo labels, the
+    uncertain predictions."""
+    by_key = {r.key: r for r in results}
+    by_frame = {f.key: f for f in frames}
+    pictures = []
+    for rank, (key, score) in enumerate(top_of_result(ctx.env, ctx.cfg.params["preview_images"])):
+        frame, r = by_frame.get(key), by_key.get(key)
+        if frame is None or r is None:
+            continue
+        layers = [(frame.known, ANNOTATED, False), (r.pseudo, PSEUDO, True),
+                  (r.uncertain_boxes, UNCERTAIN, True)]
+        pic = bev(load_points(frame.scan), layers, names, view)
+        extra = f"{len(frame.known)} annotated, {len(r.pseudo)} pseudo, {len(r.uncertain_boxes)} uncertain"
+        pictures.append((key, banner(pic, caption(rank, key, score, score_name, extra) + legend())))
+    return pictures
 
 
 def _dominant(r: FrameResult) -> int:
@@ -156,6 +178,8 @@ def finish(ctx, features: Iterator[FrameFeatures], th: Thresholds, params: Minin
                  report["spearman_qa_vs_missing"], report["spearman_active_vs_missing"])
         os.makedirs(bank_root, exist_ok=True)
         atomic_write_text(os.path.join(bank_root, "bank-table.txt"), table + "\n")
+        previews_safely(ctx, lambda: [("bank-table", text_picture(table))],
+                        tag="bank", single=True)
     if writer is not None:
         writer.close()
     os.makedirs(bank_root, exist_ok=True)

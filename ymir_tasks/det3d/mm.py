@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+import logging
 import warnings
 
 import numpy as np
@@ -23,9 +24,12 @@ from mmdet3d.structures import LiDARInstance3DBoxes  # noqa: E402
 
 from executor.pointcloud import POINT_DIM, Boxes3D, load_points  # noqa: E402
 
+from ..common import training_pictures  # noqa: E402
 from .data import load_gt  # noqa: E402
 from .geometry import points_in_boxes  # noqa: E402
-from .metrics import det3d_metrics  # noqa: E402
+from .metrics import det3d_metrics, det3d_pictures  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 @DATASETS.register_module()
@@ -113,4 +117,8 @@ class YmirDet3DMetric(BaseMetric):
         for idx, b, s, l in sorted(results, key=lambda r: r[0]):
             gts.append(gt.get(idx, Boxes3D()))
             preds.append(Boxes3D(b, l.astype(np.int64), s.astype(np.float64)))
+        try:
+            training_pictures.offer(det3d_pictures(gts, preds, self.class_names))
+        except Exception as err:  # noqa: BLE001 - the figures stand without their pictures
+            log.warning("evaluation pictures not drawn: %s: %s", type(err).__name__, err)
         return det3d_metrics(gts, preds, self.class_names, self.iou_thresholds, self.conf_threshold)

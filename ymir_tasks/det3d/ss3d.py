@@ -80,7 +80,6 @@ def round_config(cfg, ann_file: str, weights: str, work_dir: str, epochs: int, p
 def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -> None:
     import torch
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
     from .config import inference_dataset
     from ..common.candidates import BrokenCandidates
@@ -152,6 +151,6 @@ def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -
         weights = os.path.join(work_dir, f"ss3d-round{k}-start.pth")
         torch.save(runtime.plain_state_dict(model), weights)
         runtime.task_context()["progress_span"] = (k / (rounds + 1), (k + 1) / (rounds + 1))
-        runner = Runner.from_cfg(round_config(cfg, pkl, weights, os.path.join(work_dir, f"ss3d-round{k}"), epochs,
+        runner = runtime.build_runner(round_config(cfg, pkl, weights, os.path.join(work_dir, f"ss3d-round{k}"), epochs,
                                               paste))
         runner.train()

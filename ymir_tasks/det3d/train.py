@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 def train(ctx, launcher) -> None:
     import json
 
-    from mmengine.runner import Runner
 
     from . import mm  # noqa: F401  (registers the dataset and metric)
     from ..common import hooks  # noqa: F401
@@ -65,7 +64,7 @@ def train(ctx, launcher) -> None:
         rounds = 0
     runtime.set_task_context(ctx, stage_writer=writer, progress_span=(0.0, 1.0 / (rounds + 1)))
     with runtime.trusted_checkpoints():
-        runner = Runner.from_cfg(cfg)
+        runner = runtime.build_runner(cfg)
         runner.train()
         if rounds:
             from .ss3d import run_rounds

@@ -5,6 +5,7 @@ cross-entropy that survives ignored pixels."""
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from typing import Dict, List, Sequence
 
@@ -16,6 +17,9 @@ from mmseg.models.losses import CrossEntropyLoss
 from mmseg.registry import DATASETS, METRICS, MODELS
 
 from ..common import loading  # noqa: F401  (YmirLoadImage, the pipelines' loading step)
+from ..common import training_pictures
+
+log = logging.getLogger(__name__)
 
 
 @DATASETS.register_module()
@@ -68,8 +72,32 @@ class YmirIoUMetric(IoUMetric):
     def __init__(self, *args, exclude_from_mean: Sequence[str] = ("ymir_background",), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.exclude_from_mean = tuple(exclude_from_mean)
+        self._shown: List[str] = []  # the first val images by path seen here (drawn at every evaluation)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """mmseg's four areas per image, plus its confusion counts and, for the fixed handful of
+        val images, a small copy of the prediction to draw."""
+        n = len(self.dataset_meta["classes"])
+        for s in data_samples:
+            pred = s["pred_sem_seg"]["data"].squeeze()
+            label = s["gt_sem_seg"]["data"].squeeze().to(pred)
+            areas = self.intersect_and_union(pred, label, n, self.ignore_index)
+            valid = (label != self.ignore_index) & (label < n)
+            confusion = torch.bincount(label[valid].long() * n + pred[valid].long(), minlength=n * n)
+            path = str(s.get("img_path", ""))
+            small = None
+            # the metric lives through every evaluation: the images kept once are kept again
+            if path and (path in self._shown or len(self._shown) < training_pictures.SHOWN_VAL_IMAGES
+                         or path < max(self._shown)):
+                self._shown = sorted(set(self._shown) | {path})[:training_pictures.SHOWN_VAL_IMAGES]
+                small = pred.cpu().numpy().astype(np.uint8)
+            self.results.append((*areas, confusion.reshape(n, n).cpu().numpy(), path, small))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
+        try:
+            self._draw(results)
+        except Exception as err:  # noqa: BLE001 - the figures stand without their pictures
+            log.warning("evaluation pictures not drawn: %s: %s", type(err).__name__, err)
         results = tuple(zip(*results))
         total_area_intersect = sum(results[0])
         total_area_union = sum(results[1])
@@ -89,3 +117,13 @@ class YmirIoUMetric(IoUMetric):
         for name, v, n in zip(names, iou, label):
             out[f"IoU.{name}"] = float(v) if n > 0 and np.isfinite(v) else 0.0
         return out
+
+    def _draw(self, results: list) -> None:
+        names = list(self.dataset_meta["classes"])
+        confusion = sum(r[4] for r in results)
+        pictures = {"confusion": training_pictures.confusion(confusion, names, "pixels, each row sums to 1")}
+        shown = sorted((r[5], r[6]) for r in results if r[6] is not None)[:training_pictures.SHOWN_VAL_IMAGES]
+        row = training_pictures.label_maps_row(shown, names)
+        if row is not None:
+            pictures["val-predictions"] = row
+        training_pictures.offer(pictures)

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 @runtime.distributed_entry
 def train(ctx, launcher) -> None:
-    from mmengine.runner import Runner
 
     from . import mm  # noqa: F401  (registers the dataset and metric)
     from ..common import hooks  # noqa: F401  (registers the hooks)
@@ -62,7 +61,7 @@ def train(ctx, launcher) -> None:
                              checkpoints_in_last=not ctx.cfg["save_least_file"])
     runtime.set_task_context(ctx, stage_writer=writer)
     with runtime.trusted_checkpoints():
-        runner = Runner.from_cfg(cfg)
+        runner = runtime.build_runner(cfg)
         if cfg.resume:
             log.info("resuming at iteration %d", _resume_iter(last))
         runner.train()

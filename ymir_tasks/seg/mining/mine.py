@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from ...common import runtime
 from ...common.candidates import candidate_batches
 from ...common.diversity import (FeatureTap, load_features, mining_order, save_features, tap_module, wants_order,
                                  write_ordered_mining_result)
+from ...common.previews import REGION, banner, caption, fit, previews_safely, tint
 from ...common.shards import CandidateShards
 from ..infer import find_model, load_model
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
@@ -135,7 +136,32 @@ def mine(ctx, launcher) -> None:
         write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p, order)
         _write_masks(ctx, cands, order, selected, algorithm, p, tmp)
         log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))
+        previews_safely(ctx, lambda: region_previews(ctx, [cands[i][1] for i in order], [raw[i] for i in order],
+                                                     [scores[i] for i in order], algorithm))
     shards.finish()
+
+
+def region_previews(ctx, local: Sequence[str], raw: Sequence[str], scores: Sequence[float],
+                    algorithm: str) -> List[Tuple[str, np.ndarray]]:
+    """result.tsv's first images with their regions to label (the PNG masks) tinted over them."""
+    import cv2
+
+    masks_dir = os.path.join(ctx.env.output.root_dir, "masks")
+    pictures = []
+    for rank, (path, shown, score) in enumerate(zip(local, raw, scores)):
+        if rank >= ctx.cfg.params["preview_images"]:
+            break
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        pic, _ = fit(img)
+        mask = cv2.imread(os.path.join(masks_dir, Path(path).stem + ".png"), cv2.IMREAD_GRAYSCALE)
+        extra = "no mask kept (max_kept_mining_image)"
+        if mask is not None:
+            tint(pic, mask, REGION, 0.45)
+            extra = f"regions to label (pink): {100.0 * float((mask > 0).mean()):.1f} % of the image"
+        pictures.append((shown, banner(pic, caption(rank, shown, score, algorithm, extra))))
+    return pictures
 
 
 def _save_labels(path: str, labels: np.ndarray) -> None:
