@@ -5,7 +5,7 @@ import io
 import subprocess
 import sys
 
-from executor.progress import StepBar, quiet_output
+from executor.progress import StepBar
 
 
 SCRIPT = """
