@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from executor.demo import _handoff_model  # noqa: E402
 from executor.monitor import parse_monitor  # noqa: E402
 from executor.registry import MULTI_IMAGE, YMIR_OBJECT_TYPES, get_kind, multi_type_kinds  # noqa: E402
+from executor.runner import LOG_TAIL_HEADER  # noqa: E402
 from executor.verify import verify_output  # noqa: E402
 from executor.workspace import make_workspace  # noqa: E402
 
@@ -164,7 +165,14 @@ def test_kind(kind: str, image: str, root: Path, label: str = "") -> Optional[Pa
     mine = root / label / "mine"
     make_workspace(str(mine), kind, "mine", overrides=TASK)
     _handoff_model(train / "out", mine)
-    timed_run(f"{label}: mining + inference in one container with the handed-over model", image, public(mine))
+    if timed_run(f"{label}: mining + inference in one container with the handed-over model", image,
+                 public(mine)) is not None:
+        sheet = mine / "out" / "mining-previews" / "contact-sheet.png"
+        check(f"{label}: mining previews and their contact sheet in /out/mining-previews", sheet.is_file() and
+              len(list(sheet.parent.glob("[0-9][0-9]-*.png"))) >= 4)
+    config_dump = list((train / "out" / "work_dirs").glob("*/mmengine-config.py"))
+    check(f"{label}: the log says where mmengine's config dump is, instead of printing it",
+          bool(config_dump) and "the full mmengine config is in /out/work_dirs/" in log and "\nConfig:\n" not in log)
 
     bad = root / label / "bad"
     make_workspace(str(bad), kind, "train", overrides=train_overrides(kind))
@@ -174,6 +182,8 @@ def test_kind(kind: str, image: str, root: Path, label: str = "") -> Optional[Pa
     check(f"{label}: a broken config.yaml fails with state 4, 300001 and the message",
           r.returncode != 0 and rec.get("state") == 4 and rec.get("return_code") == 300001 and
           "config.yaml" in str(rec.get("message", "")), detail=f"exit {r.returncode}, monitor {rec.get('message')}")
+    check(f"{label}: its monitor.txt detail lines hold the log's last lines",
+          LOG_TAIL_HEADER in rec.get("details", []))
     return train
 
 
