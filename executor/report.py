@@ -30,7 +30,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bot
 table{border-collapse:collapse;margin:6px 0} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 .ok{color:#1a7f37;font-weight:600} .err{color:#cf222e;font-weight:600} .muted{color:#777}
-.row{display:flex;gap:20px;align-items:flex-start;flex-wrap:wrap} .grid{display:flex;flex-wrap:wrap;gap:8px} .grid figure{margin:0;width:300px}
+.row{display:flex;gap:20px;align-items:flex-start;flex-wrap:wrap} .row img{max-width:610px} .grid{display:flex;flex-wrap:wrap;gap:8px} .grid figure{margin:0;width:300px}
 .grid img{width:300px;border:1px solid #ccc} figcaption{font-size:12px;color:#555;word-break:break-all}
 h2.part{font-size:20px;margin-top:40px;border-bottom:3px solid #444} img.wide{max-width:100%;border:1px solid #ccc} pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px}
 """
@@ -128,15 +128,18 @@ def _stages(out: Path) -> str:
     att_root = out / "models" / "attachments"
     shown: List[Any] = []
     for section, files in (doc.get("attachments") or {}).items():
-        for name in files or []:
-            path = att_root / section / name
-            if name.endswith(".json"):
-                body = _read_json(path)
-                if isinstance(body, dict) and body not in shown:  # 'last' is often 'best' again
-                    shown.append(body)
-                    parts.append(f"<h3>{_esc(section)} &middot; {_esc(name)}</h3>" + _evaluation(body))
-            elif name.lower().endswith((".png", ".jpg", ".jpeg")):
-                parts.append(f"<h3>{_esc(section)} &middot; {_esc(name)}</h3>" + _img(path, css="wide"))
+        tables = [n for n in files or [] if n.endswith(".json")]
+        pictures = [n for n in files or [] if n.lower().endswith((".png", ".jpg", ".jpeg"))]
+        bodies = [b for b in (_read_json(att_root / section / n) for n in tables) if isinstance(b, dict)]
+        if bodies and all(b in shown for b in bodies):  # 'last' is often 'best' again
+            parts.append(f"<p class=\"muted\">{_esc(section)}: the same evaluation as above</p>")
+            continue
+        shown += bodies
+        parts.append(f"<h3>{_esc(section)}</h3>" + "".join(_evaluation(b) for b in bodies))
+        # the charts side by side, the rows of val images under them
+        charts = [n for n in pictures if "predictions" not in n]
+        parts.append('<div class="row">' + "".join(_img(att_root / section / n, 700) for n in charts) + "</div>")
+        parts += [_img(att_root / section / n, css="wide") for n in pictures if n not in charts]
     return "".join(parts)
 
 
