@@ -14,6 +14,7 @@ from executor.cli import main
 from executor.monitor import parse_monitor
 from executor.registry import (IMAGE_CONFIG_DIR_NAMES, MULTI_IMAGE, YMIR_OBJECT_TYPES, all_kinds,
                                kind_for_object_type, multi_type_kinds)
+from executor.report import RUN_SUMMARY
 from executor.runner import run
 
 IMG_MAN = REPO / "docker" / MULTI_IMAGE / "img-man"
@@ -73,7 +74,9 @@ def stubbed(monkeypatch) -> List[Tuple[str, str]]:
 
 
 def _out_files(out_dir: Path) -> List[str]:
-    return sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+    """What a run left in /out besides its diagnostics (run-summary.json, the error in TensorBoard)."""
+    files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+    return [f for f in files if f != RUN_SUMMARY and not (f.startswith("tensorboard/") and f.endswith(".error"))]
 
 
 @pytest.mark.parametrize("object_type", [2, 3])
