@@ -167,7 +167,7 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         tensorboard = env.output.tensorboard_dir
         tasks = plan_tasks(env, only)
         # In a torchrun worker only rank 0 reports progress.
-        worker_rank = int(os.environ.get("RANK", "0")) if os.environ.get("YMIR_EXECUTOR_WORKER") == "1" else 0
+        worker_rank = int(os.environ.get("RANK", "0")) if _is_worker() else 0
         monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"], enabled=worker_rank == 0,
                           listener=on_progress)
         Path(env.output.root_dir).mkdir(parents=True, exist_ok=True)
@@ -199,16 +199,14 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         return 0
     except YmirError as e:
         log.error("%s", e.one_line())
-        _safe_fail(monitor, tensorboard, int(e.code), e.one_line(), _context())
-        _write_summary(path_map, summary, int(e.code), e.one_line())
+        _fail(monitor, tensorboard, path_map, summary, int(e.code), e.one_line())
         return 1
     except MemoryError:
         log.error("%s", OOM_ADVICE)
-        _safe_fail(monitor, tensorboard, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE, _context())
-        _write_summary(path_map, summary, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE)
+        _fail(monitor, tensorboard, path_map, summary, int(ErrorCode.OUT_OF_MEMORY), OOM_ADVICE)
         return 1
     except KeyboardInterrupt:
-        _safe_fail(monitor, tensorboard, UNEXPECTED_ERROR_CODE, "interrupted", _context())
+        _fail(monitor, tensorboard, path_map, summary, UNEXPECTED_ERROR_CODE, "interrupted")
         return 130
     except Exception as e:  # anything else: keep the traceback in monitor.txt for the UI
         code = classify_exception(e)
@@ -219,14 +217,19 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         context = _context()  # before the traceback is printed: it has a section of its own
         traceback.print_exc(file=sys.stdout)
         tb = traceback.format_exc().splitlines()
-        _safe_fail(monitor, tensorboard, code, msg, context + [TRACEBACK_HEADER] + tb[-(MAX_DETAILS - len(context) - 1):])
-        _write_summary(path_map, summary, code, msg)
+        _fail(monitor, tensorboard, path_map, summary, code, msg,
+              context + [TRACEBACK_HEADER] + tb[-(MAX_DETAILS - len(context) - 1):])
         return 1
+
+
+def _is_worker() -> bool:
+    """A process torchrun started for a task (its launcher set the variable)."""
+    return os.environ.get("YMIR_EXECUTOR_WORKER") == "1"
 
 
 def _write_summary(path_map: PathMap, summary: Dict[str, Any], code: int, message: str = "") -> None:
     """What ran, how long each task took and how it ended (for ``ymir-executor report``)."""
-    if os.environ.get("YMIR_EXECUTOR_WORKER") == "1":
+    if _is_worker():
         return  # the launching process writes it
     doc = dict(summary, finished=time.time(), return_code=code, message=message)
     try:
@@ -276,12 +279,16 @@ def classify_exception(e: BaseException) -> int:
     return UNEXPECTED_ERROR_CODE
 
 
-def _safe_fail(monitor: Monitor, tensorboard: str, code: int, message: str,
-               details: Optional[List[str]] = None) -> None:
+def _fail(monitor: Monitor, tensorboard: str, path_map: PathMap, summary: Dict[str, Any], code: int,
+          message: str, details: Optional[List[str]] = None) -> None:
+    """Every failure's record: monitor.txt (details: the log's tail unless given), the same in
+    TensorBoard, and run-summary.json."""
+    details = _context() if details is None else details
+    _write_summary(path_map, summary, code, message)
     try:
-        monitor.fail(code, message, details or [])
+        monitor.fail(code, message, details)
     except OSError as err:  # /out not writable: nothing more we can do but say so
         log.error("cannot write %s: %s", monitor.path, err)
         return
     if monitor.enabled:  # the same in TensorBoard, beside the training curves
-        logtail.write_tensorboard_text(tensorboard, "executor error", f"{code}: {message}", details or [])
+        logtail.write_tensorboard_text(tensorboard, "executor error", f"{code}: {message}", details)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -176,7 +176,8 @@ def save_previews(ctx, pictures: Sequence[Tuple[str, np.ndarray]], tag: str = "m
     sheet_file = os.path.join(out_dir, CONTACT_SHEET)
     cv2.imwrite(sheet_file, sheet)
     files.append(sheet_file)
-    _to_tensorboard(ctx.env.output.tensorboard_dir, tag, pictures, sheet)
+    tensorboard_images(ctx.env.output.tensorboard_dir, tag, {
+        f"{tag}/contact sheet": sheet, **{f"{tag}/{k + 1:02d} {Path(path).name}": pic for k, (path, pic) in enumerate(pictures)}})
     log.info("mining: %d previews of result.tsv's first images in %s (contact sheet %s)", len(pictures), out_dir,
              CONTACT_SHEET)
     return files
@@ -191,25 +192,22 @@ def save_picture(ctx, name: str, pic: np.ndarray, tag: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{name}.png")
     cv2.imwrite(path, pic)
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # noqa: BLE001 - no tensorboard: the file is there
-        return path
-    with SummaryWriter(ctx.env.output.tensorboard_dir, filename_suffix=f".{tag}") as writer:
-        writer.add_image(f"{tag}/{name}", pic[:, :, ::-1].copy(), dataformats="HWC")
+    tensorboard_images(ctx.env.output.tensorboard_dir, tag, {f"{tag}/{name}": pic})
     return path
 
 
-def _to_tensorboard(tb_dir: str, tag: str, pictures: Sequence[Tuple[str, np.ndarray]], sheet: np.ndarray) -> None:
+def tensorboard_images(tb_dir: str, suffix: str, pictures: Mapping[str, np.ndarray],
+                       step: Optional[int] = None) -> None:
+    """BGR ``pictures`` ({tag: picture}) into TensorBoard at ``step`` (best effort: without
+    tensorboard the picture files are still there)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # noqa: BLE001 - no tensorboard: the files are there
+    except Exception:  # noqa: BLE001
         return
     os.makedirs(tb_dir, exist_ok=True)
-    with SummaryWriter(tb_dir, filename_suffix=f".{tag}") as writer:
-        writer.add_image(f"{tag}/contact sheet", sheet[:, :, ::-1].copy(), dataformats="HWC")
-        for k, (path, pic) in enumerate(pictures):
-            writer.add_image(f"{tag}/{k + 1:02d} {Path(path).name}", pic[:, :, ::-1].copy(), dataformats="HWC")
+    with SummaryWriter(tb_dir, filename_suffix=f".{suffix}") as writer:
+        for tag, pic in pictures.items():
+            writer.add_image(tag, pic[:, :, ::-1].copy(), global_step=step, dataformats="HWC")
 
 
 def previews_safely(ctx, make: Callable[[], Sequence[Tuple[str, np.ndarray]]], tag: str = "mining",

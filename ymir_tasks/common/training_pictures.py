@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import runtime
+from .previews import tensorboard_images
 
 SHOWN_VAL_IMAGES = 4  # the fixed handful of val images drawn at every evaluation
 _KEY = "evaluation_pictures"
@@ -119,15 +120,7 @@ def write(stage_dir: str, tensorboard_dir: str, iteration: int,
         cv2.imwrite(path + ".tmp.png", pic)
         os.replace(path + ".tmp.png", path)
         files.append(path)
-    if pictures:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # noqa: BLE001 - the attachments are there
-            return files
-        with SummaryWriter(tensorboard_dir, filename_suffix=".evaluation") as writer:
-            for name, pic in pictures.items():
-                writer.add_image(f"evaluation/{name}", pic[:, :, ::-1].copy(), global_step=iteration,
-                                 dataformats="HWC")
+    tensorboard_images(tensorboard_dir, "evaluation", {f"evaluation/{n}": p for n, p in pictures.items()}, iteration)
     return files
 
 

@@ -42,9 +42,10 @@ def class_thresholds(spec: str, class_names: Sequence[str], footprints: Sequence
 
 
 def pr_points(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int, thr: float,
-              iou_fn=iou_3d) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+              iou_fn=iou_3d, ious: Optional[Dict[int, np.ndarray]] = None) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(recall, precision) after each prediction of class ``cls``, best score first, greedy
-    matching at IoU ``thr``; None when the class has no ground truth."""
+    matching at IoU ``thr``; None when the class has no ground truth. ``ious``: a per-frame cache
+    of this class's IoUs, shared by calls at several thresholds."""
     n_gt = sum(int((g.labels == cls).sum()) for g in gts)
     if n_gt == 0:
         return None
@@ -53,7 +54,7 @@ def pr_points(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int, thr: f
         for i in np.nonzero(p.labels == cls)[0]:
             records.append((-float(p.scores[i]), f, int(i)))
     records.sort()
-    ious = {}
+    ious = {} if ious is None else ious
     used = {f: np.zeros(int((g.labels == cls).sum()), dtype=bool) for f, g in enumerate(gts)}
     tp = np.zeros(len(records))
     for k, (_, f, i) in enumerate(records):
@@ -78,9 +79,9 @@ def interpolated_precision(points: Optional[Tuple[np.ndarray, np.ndarray]], reca
 
 
 def average_precision(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], cls: int, thr: float,
-                      iou_fn=iou_3d) -> float:
+                      iou_fn=iou_3d, ious: Optional[Dict[int, np.ndarray]] = None) -> float:
     """KITTI's 40-point interpolated AP."""
-    points = pr_points(gts, preds, cls, thr, iou_fn)
+    points = pr_points(gts, preds, cls, thr, iou_fn, ious)
     if points is None:
         return 0.0
     return float(interpolated_precision(points, np.linspace(1 / 40, 1.0, 40)).mean())
@@ -142,7 +143,8 @@ def det3d_pictures(gts: Sequence[Boxes3D], preds: Sequence[Boxes3D], class_names
                                                         recalls).tolist()
     series = {}
     for name, fn in (("3D", iou_3d), ("BEV", bev_iou)):
-        series[name] = {t: float(np.mean([average_precision(gts, preds, c, t, fn) for c in present])) if present else 0.0
-                        for t in PICTURE_IOUS}
+        caches: Dict[int, Dict[int, np.ndarray]] = {c: {} for c in present}  # IoUs once per class, not per threshold
+        series[name] = {t: float(np.mean([average_precision(gts, preds, c, t, fn, caches[c]) for c in present]))
+                        if present else 0.0 for t in PICTURE_IOUS}
     return {"pr-curves": training_pictures.pr_curves(curves, "3D precision-recall (IoU 0.5 cars, 0.25 the rest)"),
             "ap-by-iou": training_pictures.ap_by_iou(series, "mAP against the IoU threshold")}
