@@ -168,8 +168,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, only: Optional[str] = None) -> int:
+    from .nodes import set_from_cli
     from .runner import run
 
+    set_from_cli(args.nnodes, args.node_rank, args.master_addr, args.master_port, args.rdzv_endpoint)
     return run(args.in_dir, args.out_dir, only=only, kind_name=args.kind)
 
 
@@ -181,11 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--in", dest="in_dir", default="/in", help="input folder (default /in)")
         sp.add_argument("--out", dest="out_dir", default="/out", help="output folder (default /out)")
 
+    def node_args(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("several machines (torchrun; default: the PET_* environment, else one node)")
+        g.add_argument("--nnodes", type=int, help="number of nodes (PET_NNODES)")
+        g.add_argument("--node-rank", type=int, help="this node's rank, 0 writes the results (PET_NODE_RANK)")
+        g.add_argument("--master-addr", help="node 0's address (PET_MASTER_ADDR)")
+        g.add_argument("--master-port", type=int, help="node 0's port, default 29500 (PET_MASTER_PORT)")
+        g.add_argument("--rdzv-endpoint", help="host:port of a c10d rendezvous instead of node ranks (PET_RDZV_ENDPOINT)")
+
     for name, help_text in (("run", "run what env.yaml asks for"), ("train", "run training"),
                             ("mine", "run mining"), ("infer", "run inference")):
         sp = sub.add_parser(name, help=help_text)
         io_args(sp)
         sp.add_argument("--kind", help="task kind (default: config object_type, then the image manifest)")
+        node_args(sp)
         sp.set_defaults(func=lambda a, n=name: cmd_run(
             a, None if n == "run" else {"train": "training", "mine": "mining", "infer": "infer"}[n]))
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import yaml
 
-from . import logtail
+from . import logtail, nodes
 from .caches import use_writable_caches
 from .env import Env, PathMap, load_env
 from .errors import ErrorCode, YmirError, config_error
@@ -159,16 +159,16 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
     path_map = PathMap(os.path.abspath(in_dir), os.path.abspath(out_dir)) if (in_dir, out_dir) != ("/in", "/out") \
         else PathMap()
     env_file = str(Path(path_map.in_dir) / "env.yaml")
-    monitor = Monitor(path_map("/out/monitor.txt"), "default-task", listener=on_progress)
+    monitor = Monitor(path_map("/out/monitor.txt"), "default-task", listener=on_progress,
+                      enabled=nodes.writes_reports())
     tensorboard = path_map("/out/tensorboard")
     summary: Dict[str, Any] = {"started": time.time(), "seconds": {}}
     try:
         env = load_env(env_file, path_map)
         tensorboard = env.output.tensorboard_dir
         tasks = plan_tasks(env, only)
-        # In a torchrun worker only rank 0 reports progress.
-        worker_rank = int(os.environ.get("RANK", "0")) if _is_worker() else 0
-        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"], enabled=worker_rank == 0,
+        # Under torchrun only global rank 0 (and node 0's launching process) reports progress.
+        monitor = Monitor(env.output.monitor_file, env.task_id, tasks or ["training"], enabled=nodes.writes_reports(),
                           listener=on_progress)
         Path(env.output.root_dir).mkdir(parents=True, exist_ok=True)
         monitor.start()
@@ -222,15 +222,10 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
         return 1
 
 
-def _is_worker() -> bool:
-    """A process torchrun started for a task (its launcher set the variable)."""
-    return os.environ.get("YMIR_EXECUTOR_WORKER") == "1"
-
-
 def _write_summary(path_map: PathMap, summary: Dict[str, Any], code: int, message: str = "") -> None:
     """What ran, how long each task took and how it ended (for ``ymir-executor report``)."""
-    if _is_worker():
-        return  # the launching process writes it
+    if nodes.is_worker() or not nodes.writes_reports():
+        return  # node 0's launching process writes it
     doc = dict(summary, finished=time.time(), return_code=code, message=message)
     try:
         atomic_write_json(path_map(f"/out/{RUN_SUMMARY}"), doc)

@@ -15,10 +15,10 @@ from typing import Any, Deque, Dict, Iterator, Optional
 
 from executor.errors import ErrorCode, YmirError, model_error
 from executor.monitor import parse_monitor
+from executor.nodes import WORKER_ENV, read_nodes
 
 log = logging.getLogger(__name__)
 
-WORKER_ENV = "YMIR_EXECUTOR_WORKER"
 _CONTEXT: Dict[str, Any] = {}
 
 
@@ -56,8 +56,11 @@ def device() -> str:
 
 
 def wants_distributed(ctx) -> bool:
-    """Several processes when the platform gives several GPUs (or asks for them on CPU, as tests do)."""
-    return ctx.cfg.gpu_count > 1 and os.environ.get(WORKER_ENV) != "1"
+    """Several processes when the platform gives several GPUs (or asks for them on CPU, as tests
+    do), or when the run spans several nodes (``executor.nodes``)."""
+    if os.environ.get(WORKER_ENV) == "1":
+        return False
+    return ctx.cfg.gpu_count > 1 or read_nodes().multi
 
 
 def fork_safe_loader_setup() -> None:
@@ -77,12 +80,12 @@ def _free_port() -> int:
 
 
 def launch_workers(ctx, nproc: int) -> None:
-    """Run this task again in ``nproc`` processes under torchrun and wait for them.
+    """Run this task again in ``nproc`` processes on this node under torchrun and wait for them.
 
-    Rank 0 writes monitor.txt and the results; a failed worker's code is kept.
+    Global rank 0 writes monitor.txt and the results; a failed worker's code is kept.
     """
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+    nodes = read_nodes()
+    cmd = [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_args(nproc, _free_port()),
            "-m", "executor", {"training": "train", "mining": "mine", "infer": "infer"}[ctx.task],
            "--in", ctx.env.path_map.in_dir, "--out", ctx.env.path_map.out_dir, "--kind", ctx.kind.name]
     import torch
@@ -91,7 +94,8 @@ def launch_workers(ctx, nproc: int) -> None:
     # the merged results) identical to a single-process run.
     threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
     env = dict(os.environ, **{WORKER_ENV: "1", "OMP_NUM_THREADS": threads})
-    log.info("%s: launching %d processes: %s", ctx.task, nproc, " ".join(cmd))
+    log.info("%s: launching %d processes%s: %s", ctx.task, nproc,
+             f" on node {nodes.node_rank} of {nodes.nnodes}" if nodes.multi else "", " ".join(cmd))
     ctx.monitor.update(ctx.task, 0.0, force=True)
     # The workers' output is passed through (the platform keeps stdout) and its tail kept: a worker
     # the kernel killed writes no monitor record, torchrun's report is all there is.
@@ -121,8 +125,9 @@ def launch_workers(ctx, nproc: int) -> None:
                            + " | ".join(ln.strip() for ln in list(tail)[-3:]))
 
 
-def init_distributed_if_worker() -> Optional[str]:
-    """Initialise the process group in a torchrun worker; returns mmengine's launcher name."""
+def init_distributed_if_worker(out_dir: Optional[str] = None) -> Optional[str]:
+    """Initialise the process group in a torchrun worker; returns mmengine's launcher name.
+    Across nodes, ``out_dir`` must be one shared folder: checked here, before any work."""
     if os.environ.get(WORKER_ENV) != "1" or "RANK" not in os.environ:
         return None
     import torch
@@ -132,7 +137,43 @@ def init_distributed_if_worker() -> Optional[str]:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
+    if out_dir and world_size() > int(os.environ.get("LOCAL_WORLD_SIZE", world_size())):
+        check_shared_out(out_dir)
     return "pytorch"
+
+
+SHARED_CHECK_DIR = ".nodes-check"
+
+
+def check_shared_out(out_dir: str) -> None:
+    """Every rank leaves a mark in ``out_dir``; rank 0 must see them all (the shards, checkpoints
+    and results of a multi-node run live in ``/out``, so it must be one folder on every node)."""
+    import torch
+    import torch.distributed as dist
+
+    token = torch.randint(0, 2 ** 62, (1,), dtype=torch.int64)
+    dist.broadcast(token, src=0)  # this run's marks: a killed run's cannot pass for them
+    folder = os.path.join(out_dir, SHARED_CHECK_DIR)
+    os.makedirs(folder, exist_ok=True)
+
+    def mark(r: int) -> str:
+        return os.path.join(folder, f"{int(token.item())}-rank{r}")
+
+    with open(mark(rank()), "w", encoding="utf-8") as f:
+        f.write(socket.gethostname())
+    dist.barrier()
+    missing = [r for r in range(world_size()) if not os.path.exists(mark(r))]
+    seen = torch.tensor([len(missing)], dtype=torch.int64)
+    dist.broadcast(seen, src=0)
+    dist.barrier()
+    if rank() == 0:
+        import shutil
+        shutil.rmtree(folder, ignore_errors=True)
+    if int(seen.item()):
+        from executor.errors import config_error
+        raise config_error(f"/out is not one shared folder on every node: rank 0 cannot see the marks of "
+                           f"{int(seen.item())} other ranks; mount the same /in and /out (e.g. NFS) on every node",
+                           field="/out")
 
 
 def distributed_entry(fn):
@@ -142,9 +183,9 @@ def distributed_entry(fn):
     @functools.wraps(fn)
     def wrapper(ctx):
         if wants_distributed(ctx):
-            launch_workers(ctx, ctx.cfg.gpu_count)
+            launch_workers(ctx, max(1, ctx.cfg.gpu_count))
             return None
-        return fn(ctx, init_distributed_if_worker())
+        return fn(ctx, init_distributed_if_worker(ctx.env.output.root_dir))
     return wrapper
 
 
