@@ -142,3 +142,16 @@ def test_ripu_ranks_uncertain_images_first_deterministically():
         scores.append(run)
     assert scores[0] == scores[1]
     assert min(scores[0][1], scores[0][3]) > max(scores[0][0], scores[0][2])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_streamed_percentile_is_numpys_exactly(seed, tmp_path):
+    from ymir_tasks.seg.mining.scoring import streamed_percentile
+
+    rng = np.random.RandomState(seed)
+    n = int(rng.randint(1, 50000))
+    # ties, a heavy atom at 0, and spread values: what class-weighted region scores look like
+    values = np.where(rng.rand(n) < 0.3, 0.0, rng.beta(0.5, 3, n) * rng.choice([0.4, 0.9, 1.0], n))
+    values.tofile(tmp_path / "v.f64")
+    for pct in (0, 37, 80, 81, 93, 99, 100):  # small chunks and limit: the narrowing runs several rounds
+        assert streamed_percentile(str(tmp_path / "v.f64"), n, pct, chunk=997, limit=50) == np.percentile(values, pct)

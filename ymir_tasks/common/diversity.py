@@ -49,8 +49,8 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
     pool = readable
     use_d = diversity > 0 and feats is not None
     if use_d:
-        f = np.asarray(feats, np.float32)[pool]
-        f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        f = np.asarray(feats, np.float32)[pool]  # one copy, normalised in place
+        f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
         d_min = np.full(len(pool), np.inf, np.float32)
         scale = 1.0
     cls = np.asarray(classes if classes is not None else np.full(n, -1))[pool]
@@ -121,9 +121,27 @@ def write_ordered_mining_result(env, paths: Sequence[str], scores: Sequence[floa
     return count
 
 
+# Pooled features are projected to this many dimensions (a fixed, seeded Gaussian projection,
+# which keeps distances within ~1/sqrt(D) relatively): the pool's features stay 256 bytes per
+# candidate whatever the model, so 10^5-10^6 candidates fit beside the model.
+FEATURE_DIM = 64
+_PROJECTIONS: Dict[Tuple[int, str], object] = {}
+
+
+def _projection(d_in: int, device):
+    import torch
+
+    key = (d_in, str(device))
+    if key not in _PROJECTIONS:
+        g = torch.Generator().manual_seed(d_in)  # the same matrix in every process and run
+        m = torch.randn(d_in, FEATURE_DIM, generator=g, dtype=torch.float32) / FEATURE_DIM ** 0.5
+        _PROJECTIONS[key] = m.to(device)
+    return _PROJECTIONS[key]
+
+
 def pooled(features: Iterable) -> np.ndarray:
     """One vector per image from a feature map or a tuple of them ([B, C, H, W] each): global mean
-    and max per channel."""
+    and max per channel, projected to ``FEATURE_DIM`` dimensions when there are more."""
     import torch
 
     maps = list(features) if isinstance(features, (list, tuple)) else [features]
@@ -133,7 +151,12 @@ def pooled(features: Iterable) -> np.ndarray:
             continue
         m = m.detach().float()
         parts += [m.mean(dim=(2, 3)), m.amax(dim=(2, 3))]
-    return torch.cat(parts, 1).cpu().numpy() if parts else np.zeros((0, 0), np.float32)
+    if not parts:
+        return np.zeros((0, 0), np.float32)
+    v = torch.cat(parts, 1)
+    if v.shape[1] > FEATURE_DIM:
+        v = v @ _projection(v.shape[1], v.device)
+    return v.cpu().numpy()
 
 
 class FeatureTap:

@@ -32,7 +32,7 @@ from ...common.previews import REGION, banner, caption, fit, previews_safely, ti
 from ...common.shards import CandidateShards
 from ..infer import find_model, load_model
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
-                      ripu_pick, ripu_score_map, select_regions)
+                      ripu_pick, ripu_score_map, select_regions, streamed_percentile)
 from .superpixels import superpixels
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,11 @@ def mine(ctx, launcher) -> None:
                                                  num_classes, p["max_kept_mining_image"], k_regions,
                                                  p["class_balance"], tmp)
         else:
-            scores, selected = _ripu_image_scores(shards.records(), len(cands))
+            scores, selected = _ripu_image_scores(shards.records, len(cands))
         feat_mat, cls_arr = load_features(tmp, shards.world, len(cands)) if ordered else (None, None)
         order = mining_order(scores, feat_mat, cls_arr, p)
         write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p, order)
-        _write_masks(ctx, cands, order, selected, algorithm, p, tmp)
+        _write_masks(ctx, cands, order, selected(order[:max(0, p["max_kept_mining_image"])]), algorithm, p, tmp)
         log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))
         previews_safely(ctx, lambda: region_previews(ctx, [cands[i][1] for i in order], [raw[i] for i in order],
                                                      [scores[i] for i in order], algorithm))
@@ -170,46 +170,53 @@ def _save_labels(path: str, labels: np.ndarray) -> None:
 
 
 def rsal_image_scores(records: Callable[[], Iterable], n: int, num_classes: int, kept: int, k: int,
-                      class_balance: bool, tmp_dir: str):
+                      class_balance: bool, tmp_dir: str) -> Tuple[List[float], Callable[[Iterable[int]], Dict]]:
     """RSAL's pool step over per-image ``(index, region scores, dominant classes)`` records,
-    read twice (``records()`` gives a fresh iterator): class counts and the percentile
-    threshold over all regions, then each image's selected regions and score."""
+    read again on each pass (``records()`` gives a fresh iterator): class counts, the percentile
+    threshold over all regions (on disk, exact, in flat memory), each image's score; and a
+    function giving the selected regions of the images asked for (the few whose masks are
+    written: a pool of 10^5 images selects some 10^7 regions, kept nowhere)."""
     counts = np.zeros(num_classes, np.int64)
     total = 0
     for _, scores, classes in records():
         counts += np.bincount(np.asarray(classes, np.int64), minlength=num_classes)
         total += len(scores)
     weights = class_weights(counts) if class_balance else np.ones(num_classes)
-    # All weighted region scores, on disk: the pool may hold millions of regions.
-    mm_path = os.path.join(tmp_dir, "regions.f64")
-    pool = np.memmap(mm_path, dtype=np.float64, mode="w+", shape=(max(total, 1),))
-    pos = 0
-    for _, scores, classes in records():
-        w = np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]
-        pool[pos:pos + len(w)] = w
-        pos += len(w)
+    # All weighted region scores, on disk: the pool may hold millions of regions. A plain file,
+    # not a memmap: mapped pages would count in the process's memory.
+    pool_path = os.path.join(tmp_dir, "regions.f64")
+    with open(pool_path, "wb") as f:
+        for _, scores, classes in records():
+            f.write((np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]).tobytes())
     pct = percentile_rank(kept, k, total)
-    threshold = float(np.percentile(pool[:total], pct)) if total else 0.0
-    del pool
-    os.remove(mm_path)
+    threshold = streamed_percentile(pool_path, total, pct) if total else 0.0
+    os.remove(pool_path)
     log.info("RSAL: %d regions, class weights %s, percentile %d → threshold %.6f", total,
              np.round(weights, 4).tolist(), pct, threshold)
     image_scores = [UNREADABLE_SCORE] * n  # a candidate without a record could not be read
-    selected: Dict[int, List[int]] = {}
     for idx, scores, classes in records():
         w = np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]
-        take = select_regions(w, k, threshold)
-        image_scores[idx] = float(w[take].sum())
-        selected[idx] = take.tolist()
+        image_scores[idx] = float(w[select_regions(w, k, threshold)].sum())
+
+    def selected(wanted: Iterable[int]) -> Dict[int, List[int]]:
+        want = set(wanted)
+        out: Dict[int, List[int]] = {}
+        for idx, scores, classes in records():
+            if idx in want:
+                w = np.asarray(scores, np.float64) * weights[np.asarray(classes, np.int64)]
+                out[idx] = select_regions(w, k, threshold).tolist()
+        return out
     return image_scores, selected
 
 
-def _ripu_image_scores(records: Iterable, n: int):
+def _ripu_image_scores(records: Callable[[], Iterable], n: int) -> Tuple[List[float], Callable[[Iterable[int]], Dict]]:
     image_scores = [UNREADABLE_SCORE] * n  # a candidate without a record could not be read
-    selected: Dict[int, List] = {}
-    for idx, (score, picks) in records:
+    for idx, (score, _) in records():
         image_scores[idx] = float(score)
-        selected[idx] = picks
+
+    def selected(wanted: Iterable[int]) -> Dict[int, List]:
+        want = set(wanted)
+        return {idx: picks for idx, (_, picks) in records() if idx in want}
     return image_scores, selected
 
 

@@ -94,6 +94,50 @@ def percentile_rank(kept: int, k: int, n_regions: int) -> int:
     return int(round(100 * max(0.8, 1 - kept * k / n_regions)))
 
 
+def streamed_percentile(path: str, n: int, pct: float, chunk: int = 1 << 20, limit: int = 1 << 20) -> float:
+    """``np.percentile(values, pct)`` (linear interpolation), exactly, of the ``n`` float64
+    values in the raw file ``path``, read in chunks: histograms narrow the range holding the two
+    order statistics until few enough values are left to sort. Memory: O(chunk + limit)."""
+    pos = (n - 1) * np.true_divide(pct, 100)  # numpy's virtual index for 'linear', rounding included
+    lo_rank = int(min(max(math.floor(pos), 0), n - 1))
+    ranks = (lo_rank, min(lo_rank + 1, n - 1))
+
+    def chunks():
+        with open(path, "rb") as f:
+            for start in range(0, n, chunk):
+                yield np.fromfile(f, np.float64, count=min(chunk, n - start))
+
+    def order_statistic(r: int) -> float:
+        bounds = [(float(c.min()), float(c.max())) for c in chunks()]
+        lo, hi, below = min(b[0] for b in bounds), max(b[1] for b in bounds), 0
+        while True:  # values v with lo <= v <= hi; ``below`` of all values lie under lo
+            inside = sum(int(((c >= lo) & (c <= hi)).sum()) for c in chunks())
+            if inside <= limit or lo == hi:
+                break
+            edges = np.linspace(lo, hi, 4097)
+            hist = np.zeros(4096, np.int64)
+            for c in chunks():
+                c = c[(c >= lo) & (c <= hi)]
+                hist += np.bincount(np.clip(np.searchsorted(edges, c, side="right") - 1, 0, 4095), minlength=4096)
+            cum = np.cumsum(hist)
+            j = int(np.searchsorted(cum, r - below, side="right"))
+            new_lo, new_hi = float(edges[j]), (float(np.nextafter(edges[j + 1], -np.inf)) if j < 4095 else hi)
+            below += int(cum[j - 1]) if j else 0
+            if (new_lo, new_hi) == (lo, hi):
+                break
+            lo, hi = new_lo, max(new_lo, new_hi)
+        if lo == hi:
+            return lo
+        kept = np.concatenate([c[(c >= lo) & (c <= hi)] for c in chunks()])
+        return float(np.partition(kept, r - below)[r - below])
+
+    a = order_statistic(ranks[0])
+    b = a if ranks[1] == ranks[0] else order_statistic(ranks[1])
+    t = np.float64(pos - lo_rank)
+    # numpy's lerp: from b for t >= 0.5 (the same rounding)
+    return float(b - (b - a) * (1 - t)) if t >= 0.5 else float(a + (b - a) * t)
+
+
 def select_regions(scores: np.ndarray, k: int, threshold: float) -> np.ndarray:
     """Indices of an image's selected regions: the top ``k``, then all with score >= threshold."""
     order = np.argsort(-scores, kind="stable")
