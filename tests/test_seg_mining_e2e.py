@@ -12,6 +12,7 @@ from executor.demo import _handoff_model
 from executor.runner import run
 from executor.verify import verify_output
 from executor.workspace import make_workspace
+from ymir_tasks.seg.mining.superpixels import METHODS
 
 from seg_helpers import assert_previews, run_cli, train_ws
 
@@ -36,7 +37,7 @@ def _tsv(ws: Path):
 
 
 @pytest.mark.parametrize("algorithm", ["RSAL", "RIPU"])
-@pytest.mark.parametrize("method", ["slico", "slic", "mslic", "seeds"])
+@pytest.mark.parametrize("method", METHODS)
 def test_every_algorithm_and_superpixel_method_passes_verify(model_dir, tmp_path, algorithm, method):
     ws = _mine_ws(model_dir, tmp_path / "mine", mining_algorithm=algorithm, superpixel_algorithm=method)
     assert run(str(ws / "in"), str(ws / "out")) == 0

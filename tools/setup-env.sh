@@ -64,6 +64,8 @@ say "3/5 OpenMMLab packages and the rest of the stack"
 # mmdet3d and its dataset SDKs declare heavy or conflicting deps (open3d, flake8,
 # black, plotly): install them bare, their import-time needs are listed above.
 "${PIP[@]}" "${C[@]}" --no-deps mmdet3d nuscenes-devkit lyft-dataset-sdk
+# fast-slic (RSAL's fastest superpixels) is published as sources whose set-up imports numpy.
+"${PIP[@]}" "${C[@]}" --no-build-isolation fast-slic
 say "    (pip's notes that black, flake8, plotly, open3d or opencv-python are missing are expected)"
 
 say "4/5 opencv: contrib build last so that cv2.ximgproc exists"

@@ -1,5 +1,6 @@
 """Hyper-parameters of the segmentation image (the seed's training / infer / mining tables)."""
 from executor.hyperparams import Param, Schema, common_params, override_knobs, run_knobs
+from .mining.superpixels import METHODS as SUPERPIXEL_METHODS
 
 # BatchNorm after global pooling (Fast-SCNN's pyramid pooling, DeepLabV3+'s image pool) sees one
 # value per channel in a batch of one image and cannot train: two images per GPU at least.
@@ -34,8 +35,9 @@ INFER = Schema("seg", "infer", common_params("infer") + [
 # diverse and balanced by default: plain RSAL never picked the rare class in the benchmark loop
 MINING = Schema("seg", "mining", common_params("mining", diversity=1.0, balance_classes=True) + [
     Param("mining_algorithm", "str", "RSAL", "mining algorithm", choices=("RSAL", "RIPU")),
-    Param("superpixel_algorithm", "str", "slico", "superpixel algorithm",
-          choices=("slico", "slic", "mslic", "seeds")),
+    Param("superpixel_algorithm", "str", "slico",
+          "superpixel algorithm (RSAL): the older image's four (OpenCV), or fast_slic: about 10x faster, as good",
+          choices=SUPERPIXEL_METHODS),
     Param("uncertainty_method", "str", "BvSB",
           "pixel uncertainty (RSAL): BvSB = 2nd/1st probability, margin = 1 - (1st - 2nd), entropy",
           choices=("BvSB", "margin", "entropy")),
