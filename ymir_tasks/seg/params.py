@@ -1,6 +1,6 @@
 """Hyper-parameters of the segmentation image (the seed's training / infer / mining tables)."""
 from executor.hyperparams import Param, Schema, common_params, override_knobs, run_knobs
-from .mining.superpixels import METHODS as SUPERPIXEL_METHODS
+from .mining.methods import SUPERPIXEL_METHODS
 
 # BatchNorm after global pooling (Fast-SCNN's pyramid pooling, DeepLabV3+'s image pool) sees one
 # value per channel in a batch of one image and cannot train: two images per GPU at least.

@@ -155,7 +155,9 @@ def region_previews(ctx, local: Sequence[str], raw: Sequence[str], scores: Seque
         if img is None:
             continue
         pic, _ = fit(img)
-        mask = cv2.imread(os.path.join(masks_dir, Path(path).stem + ".png"), cv2.IMREAD_GRAYSCALE)
+        mask_file = os.path.join(masks_dir, Path(path).stem + ".png")
+        # no file: OpenCV would warn on stderr for each
+        mask = cv2.imread(mask_file, cv2.IMREAD_GRAYSCALE) if os.path.isfile(mask_file) else None
         extra = "no mask kept (max_kept_mining_image)"
         if mask is not None:
             tint(pic, mask, REGION, 0.45)

@@ -19,7 +19,9 @@ from typing import Tuple
 
 import numpy as np
 
-METHODS = ("slico", "slic", "mslic", "seeds", "fast_slic")
+from .methods import SUPERPIXEL_METHODS
+
+METHODS = SUPERPIXEL_METHODS
 FAST_SLIC_COMPACTNESS = 10  # the package's default, SLIC's usual value
 
 
