@@ -12,7 +12,7 @@ fi
 mkdir -p build
 start=$(date +%s)
 # python3 + venv for the venv; glib for OpenCV; CA certificates for anything that verifies TLS.
-mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,libglib2.0-0 \
+mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,libglib2.0-0,libgomp1 \
   bookworm build/base-rootfs.tar
 podman import build/base-rootfs.tar "$NAME" >/dev/null
 rm -f build/base-rootfs.tar
