@@ -107,9 +107,11 @@ def streamed_percentile(path: str, n: int, pct: float, chunk: int = 1 << 20, lim
             for start in range(0, n, chunk):
                 yield np.fromfile(f, np.float64, count=min(chunk, n - start))
 
+    bounds = [(float(c.min()), float(c.max())) for c in chunks()]
+    low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+
     def order_statistic(r: int) -> float:
-        bounds = [(float(c.min()), float(c.max())) for c in chunks()]
-        lo, hi, below = min(b[0] for b in bounds), max(b[1] for b in bounds), 0
+        lo, hi, below = low, high, 0
         while True:  # values v with lo <= v <= hi; ``below`` of all values lie under lo
             inside = sum(int(((c >= lo) & (c <= hi)).sum()) for c in chunks())
             if inside <= limit or lo == hi:

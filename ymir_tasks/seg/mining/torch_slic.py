@@ -10,20 +10,16 @@ its 3 x 3 cells, and mining only averages scores over a label's pixels.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
+
+from .superpixels import _grid
 
 # Lab as OpenCV's 8-bit conversion gives it (L scaled to 0..255): SLIC's compactness 10 on L in
 # 0..100 is about 25 here.
 DEFAULT_COMPACTNESS = 25.0
 DEFAULT_ITERATIONS = 5
-
-
-def _grid(h: int, w: int, k: int) -> Tuple[int, int]:
-    rows = max(1, min(h, int(round(math.sqrt(k * h / max(w, 1))))))
-    cols = max(1, min(w, k // rows))
-    return rows, cols
 
 
 def torch_slic(rgb: np.ndarray, k: int, iterations: int = DEFAULT_ITERATIONS,
@@ -34,6 +30,7 @@ def torch_slic(rgb: np.ndarray, k: int, iterations: int = DEFAULT_ITERATIONS,
 
     h, w = rgb.shape[:2]
     rows, cols = _grid(h, w, max(1, int(k)))
+    rows, cols = min(rows, h), min(cols, w)  # no empty grid cells on a tiny image
     lab = cv2.cvtColor(cv2.GaussianBlur(np.ascontiguousarray(rgb[:, :, ::-1]), (3, 3), 0), cv2.COLOR_BGR2LAB)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with torch.no_grad():
