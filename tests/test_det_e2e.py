@@ -69,6 +69,18 @@ def test_inference_on_val_passes_verify(trained, tmp_path):
     doc = json.loads((inf / "out" / "infer-result.json").read_text())["detection"]
     assert len(doc) == 16 and sum(len(v["boxes"]) for v in doc.values()) > 10
     assert all(b["score"] >= 0.3 for v in doc.values() for b in v["boxes"])
+    # one forward pass per batch of 4 gives each image's own objects (as one image at a time)
+    one = infer_ws_from(trained, tmp_path / "one", ["/in/models/result.yaml"], samples_per_gpu=1,
+                        workers_per_gpu=0, conf_threshold=0.3)
+    assert run(str(one / "in"), str(one / "out")) == 0
+    single = json.loads((one / "out" / "infer-result.json").read_text())["detection"]
+    assert single.keys() == doc.keys()
+    for name, v in doc.items():
+        a, b = v["boxes"], single[name]["boxes"]
+        assert [x["class_name"] for x in a] == [x["class_name"] for x in b], name
+        for x, y in zip(a, b):
+            assert x["score"] == pytest.approx(y["score"], abs=1e-4)
+            assert [x["box"][k] for k in "xywh"] == pytest.approx([y["box"][k] for k in "xywh"], abs=1)  # whole pixels
 
 
 def _mine_ws(trained: Path, dest: Path, **cfg) -> Path:

@@ -38,7 +38,7 @@ from executor.index import iter_candidates
 from executor.results import UNREADABLE_SCORE
 
 from .coco_eval import box_iou
-from .diversity import (FeatureTap, load_features, save_features, tap_module, wants_order,
+from .diversity import (FeatureStore, FeatureTap, load_features, tap_module, wants_order,
                         write_ordered_mining_result)
 from .mmdet_config import test_pipeline
 from .mmdet_params import certain_score
@@ -176,15 +176,28 @@ def class_weights(text: str, n: int, file: str = "config.yaml") -> np.ndarray:
 
 
 def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int) -> List[float]:
-    """Dense class maps of the detection head → ALDD per image."""
-    import torch
-    import torch.nn.functional as F
+    """Dense class maps of the detection head → ALDD per image (forward passes sized for the device)."""
     from mmdet.apis.inference import Compose  # noqa: F401  (mmdet's pipeline machinery)
     from mmcv.transforms import Compose as Pipeline
-    from mmengine.dataset import default_collate  # noqa: F401
+
+    from .forward import on_gpu, pass_ranges
 
     pipe = Pipeline([dict(type="LoadImageFromNDArray")] + test_pipeline(size, False)[1:])
     data = [pipe(dict(img=img, img_id=0)) for img in images]
+    scores: List[float] = []
+    peaks: List[int] = []
+    for a, b in pass_ranges([tuple(d["inputs"].shape[-2:]) for d in data], on_gpu(model)):
+        s, p = _aldd_pass(model, data[a:b], weights, size)
+        scores += s
+        peaks += p
+    LAST_PEAKS[:] = peaks
+    return scores
+
+
+def _aldd_pass(model, data: List[Dict], weights: np.ndarray, size: int) -> Tuple[List[float], List[int]]:
+    import torch
+    import torch.nn.functional as F
+
     batch = model.data_preprocessor({"inputs": [d["inputs"] for d in data],
                                      "data_samples": [d["data_samples"] for d in data]}, False)
     with torch.no_grad():
@@ -192,13 +205,12 @@ def aldd_scores(model, images: List[np.ndarray], weights: np.ndarray, size: int)
         cls_scores = model.bbox_head(feats)[0]  # per level [B, C, h, w], before sigmoid
     b, c = cls_scores[0].shape[:2]
     peaks = torch.stack([lvl.detach().sigmoid().float().amax(dim=(2, 3)) for lvl in cls_scores]).amax(0)  # [B, C]
-    LAST_PEAKS[:] = peaks.argmax(1).cpu().tolist()
     total = torch.zeros(b, dtype=torch.float64)
     for k in range(c):
         maps = torch.cat([F.interpolate(lvl[:, k:k + 1].sigmoid().float(), size=(size, size), mode="bilinear",
                                         align_corners=False) for lvl in cls_scores], 1)
         total += float(weights[k]) * aldd_class_score(maps).cpu()
-    return total.tolist()
+    return total.tolist(), peaks.argmax(1).cpu().tolist()
 
 
 LAST_PEAKS: List[int] = []  # set by aldd_scores: the class peaking highest per image of the last batch
@@ -246,8 +258,7 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
             log.info("asm: boxes from %.3f are certain, %.3f to it a human checks", certain, conf)
     done = 0
     ordered = wants_order(p) and algorithm != "random"  # random has no model, hence no features
-    feats: Dict[int, np.ndarray] = {}
-    classes: Dict[int, int] = {}
+    feats = FeatureStore(len(cands)) if ordered else None
     tap = FeatureTap(tap_module(model)) if ordered else None
 
     # random reads the images too, so an unreadable candidate ranks last with every algorithm
@@ -287,17 +298,16 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
                         augs.append((back(ab[k]), as_[k]))
                     c = cald_consistency((b[keep], s[keep]), augs)
                     vals.append(NO_DETECTION if c is None else -c)
-            for (idx, _, _), v, cl in zip(batch, vals, peaks):
+            for (idx, _, _), v in zip(batch, vals):
                 shards.write(idx, float(v))
-                classes[idx] = int(cl)
-            if tap is not None:
-                for (idx, _, _), row in zip(batch, tap.take(len(batch))):
-                    feats[idx] = row
+            if feats is not None:
+                for (idx, _, _), row, cl in zip(batch, tap.take(len(batch)), peaks):
+                    feats.put(idx, row, int(cl))
             done += len(batch)
             if shards.rank == 0:
                 ctx.progress(0.95 * shards.progress(done))
-    if ordered:
-        save_features(shards.dir, shards.rank, feats, classes)
+    if feats is not None:
+        feats.save(shards.dir, shards.rank)
     if shards.gather(ctx):
         # an unreadable candidate has no score: it ranks after every scored one
         all_scores = [v for _, v in shards.every(missing=UNREADABLE_SCORE)]

@@ -191,12 +191,31 @@ def tap_module(model):
     return getattr(inner, "neck", None) or getattr(inner, "backbone")
 
 
-def save_features(folder: str, rank: int, feats: Dict[int, np.ndarray], classes: Dict[int, int]) -> None:
-    """One process's pooled features and predicted classes (merged by rank 0 after the barrier)."""
-    idx = np.asarray(sorted(feats), np.int64)
-    mat = np.stack([feats[i] for i in idx]).astype(np.float32) if len(idx) else np.zeros((0, 0), np.float32)
-    np.savez(os.path.join(folder, f"features-rank{rank}.npz"), idx=idx, feats=mat,
-             cls=np.asarray([classes.get(int(i), -1) for i in idx], np.int64))
+class FeatureStore:
+    """This process's pooled features and predicted classes, in arrays sized for the whole pool
+    and filled in place (pages a process never touches cost it nothing). Not a dict of one small
+    array per candidate: those, kept between each batch's large temporaries, stopped the
+    allocator from giving memory back (6.7 KB of RSS per candidate, measured on 20 000 seg
+    candidates; 2.5x the 1 000-candidate peak at 100 000)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.mat: Optional[np.ndarray] = None
+        self.cls = np.full(n, -1, np.int64)
+        self.has = np.zeros(n, bool)
+
+    def put(self, idx: int, row: np.ndarray, cls: int) -> None:
+        if self.mat is None:
+            self.mat = np.zeros((self.n, len(row)), np.float32)
+        self.mat[idx] = row
+        self.cls[idx] = cls
+        self.has[idx] = True
+
+    def save(self, folder: str, rank: int) -> None:
+        """One file per process, merged by rank 0 (:func:`load_features`) after the barrier."""
+        idx = np.flatnonzero(self.has)
+        mat = self.mat[idx] if self.mat is not None else np.zeros((0, 0), np.float32)
+        np.savez(os.path.join(folder, f"features-rank{rank}.npz"), idx=idx, feats=mat, cls=self.cls[idx])
 
 
 def load_features(folder: str, world: int, n: int) -> Tuple[Optional[np.ndarray], np.ndarray]:

@@ -10,6 +10,7 @@ from executor.images import load_image
 
 from . import runtime
 from .candidates import BrokenCandidates, candidate_batches
+from .forward import test_step_in_passes
 from .mmdet_config import apply_detection_cap, model_pads, square_size, test_pipeline
 from .models import Stage, find_stage, load_weights, stage_config
 from .options import parse_img_size
@@ -59,16 +60,34 @@ def batches(items: Sequence[Tuple[int, str]], batch_size: int, workers: int,
     yield from candidate_batches(items, _load_bgr, batch_size, workers, broken)
 
 
+def test_pipeline_of(model):
+    """The model's test pipeline over decoded BGR arrays, built once per model."""
+    pipe = getattr(model, "_ymir_array_pipeline", None)
+    if pipe is None:
+        import copy
+
+        from mmcv.transforms import Compose
+        from mmdet.utils import get_test_pipeline_cfg
+
+        steps = copy.deepcopy(get_test_pipeline_cfg(model.cfg))
+        steps[0] = dict(type="mmdet.LoadImageFromNDArray")  # the loader workers decoded the files
+        pipe = Compose(steps)
+        model._ymir_array_pipeline = pipe
+    return pipe
+
+
 def predict(model, images: List[np.ndarray], fp16: bool = False, min_score: float = 0.0) -> List[Dict[str, np.ndarray]]:
     """Per image {'boxes' xyxy [N,4], 'scores' [N], 'labels' [N], and 'masks' bool [N,H,W] when the
-    model predicts them}, in original pixels, objects from ``min_score``."""
+    model predicts them}, in original pixels, objects from ``min_score``. Forward passes sized for
+    the device (:mod:`.forward`; mmdet's ``inference_detector`` runs the images one at a time)."""
     import torch
-    from mmdet.apis import inference_detector
 
+    pipe = test_pipeline_of(model)
+    data = [pipe(dict(img=img, img_id=i)) for i, img in enumerate(images)]
     ctx = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \
         else torch.autocast("cpu", enabled=False)
     with torch.no_grad(), ctx:
-        results = inference_detector(model, images)
+        results = test_step_in_passes(model, data)
     out = []
     for r in results:
         p = r.pred_instances

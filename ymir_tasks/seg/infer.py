@@ -54,20 +54,42 @@ def _load_bgr(item: Tuple[int, str]):
     return idx, path, np.ascontiguousarray(rgb[:, :, ::-1])  # mmseg pipelines take BGR
 
 
+def _array_pipeline(model):
+    """The model's test pipeline over decoded BGR arrays, built once per model."""
+    pipe = getattr(model, "_ymir_array_pipeline", None)
+    if pipe is None:
+        from mmcv.transforms import Compose
+
+        steps = [dict(s) for s in model.cfg.test_pipeline if s.get("type") != "LoadAnnotations"]
+        steps[0] = dict(type="mmseg.LoadImageFromNDArray")  # the loader workers decoded the files
+        pipe = Compose(steps)
+        model._ymir_array_pipeline = pipe
+    return pipe
+
+
+def segment(model, images: Sequence[np.ndarray], fp16: bool = False) -> list:
+    """mmseg's ``SegDataSample`` per BGR image (``seg_logits`` and ``pred_sem_seg`` at the
+    original size), as ``inference_model`` gives, in forward passes sized for the device
+    (:mod:`..common.forward`), fp16 on a GPU if asked."""
+    import torch
+
+    from ..common.forward import test_step_in_passes
+
+    pipe = _array_pipeline(model)
+    data = [pipe(dict(img=img)) for img in images]
+    autocast = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \
+        else torch.autocast("cpu", enabled=False)
+    with torch.no_grad(), autocast:
+        return test_step_in_passes(model, data)
+
+
 def predict_batches(model, items: Sequence[Tuple[int, str]], batch_size: int, workers: int,
                     broken: BrokenCandidates, fp16: bool = False):
     """Yield (idx, path, HxW predicted model class ids) in candidate order; unreadable candidates
     go to ``broken``."""
-    import torch
-    from mmseg.apis import inference_model
-
-    autocast = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \
-        else torch.autocast("cpu", enabled=False)
-    with torch.no_grad(), autocast:
-        for batch in candidate_batches(items, _load_bgr, batch_size, workers, broken):
-            results = inference_model(model, [img for *_, img in batch])
-            for (idx, path, _), res in zip(batch, results):
-                yield idx, path, res.pred_sem_seg.data[0].cpu().numpy()
+    for batch in candidate_batches(items, _load_bgr, batch_size, workers, broken):
+        for (idx, path, _), res in zip(batch, segment(model, [img for *_, img in batch], fp16)):
+            yield idx, path, res.pred_sem_seg.data[0].cpu().numpy()
 
 
 @runtime.distributed_entry

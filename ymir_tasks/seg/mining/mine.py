@@ -26,11 +26,11 @@ from executor.results import UNREADABLE_SCORE
 
 from ...common import runtime
 from ...common.candidates import candidate_batches
-from ...common.diversity import (FeatureTap, load_features, mining_order, save_features, tap_module, wants_order,
+from ...common.diversity import (FeatureStore, FeatureTap, load_features, mining_order, tap_module, wants_order,
                                  write_ordered_mining_result)
 from ...common.previews import REGION, banner, caption, fit, previews_safely, tint
 from ...common.shards import CandidateShards
-from ..infer import find_model, load_model
+from ..infer import find_model, load_model, segment
 from .scoring import (class_weights, percentile_rank, pixel_uncertainty, probabilities, region_scores,
                       ripu_pick, ripu_score_map, select_regions, streamed_percentile)
 from .superpixels import superpixels
@@ -56,14 +56,7 @@ class _LoadWithSuperpixels:
 
 def _forward(model, images: List[np.ndarray], fp16: bool):
     """Per-image CxHxW logits at the original size (mmseg's postprocess), fp16 on GPU if asked."""
-    import torch
-    from mmseg.apis import inference_model
-
-    ctx = torch.autocast("cuda", dtype=torch.float16) if fp16 and torch.cuda.is_available() \
-        else torch.autocast("cpu", enabled=False)
-    with torch.no_grad(), ctx:
-        results = inference_model(model, images)
-    return [r.seg_logits.data for r in results]
+    return [r.seg_logits.data for r in segment(model, images, fp16)]
 
 
 @runtime.distributed_entry
@@ -94,8 +87,7 @@ def mine(ctx, launcher) -> None:
              method or "windows", len(shards.part), len(cands), p["samples_per_gpu"], p["workers_per_gpu"], dev)
     done = 0
     ordered = wants_order(p)
-    feats: Dict[int, np.ndarray] = {}
-    classes: Dict[int, int] = {}
+    feats = FeatureStore(len(cands)) if ordered else None
     first_real = 1 if meta.get("with_background") else 0  # the learnt background is no class to balance
     tap = FeatureTap(tap_module(model)) if ordered else None
     with tap if tap is not None else contextlib.nullcontext():
@@ -115,15 +107,14 @@ def mine(ctx, launcher) -> None:
                     picks = ripu_pick(score, k_regions, p["ripu_region_radius"])
                     shards.write(idx, (sum(v for _, _, v in picks), [[y, x] for y, x, _ in picks] +
                                        [list(prob.shape[1:])]))
-                if ordered:
-                    feats[idx] = row
+                if feats is not None:
                     hist = torch.bincount(prob.argmax(0).flatten(), minlength=num_classes)[first_real:]
-                    classes[idx] = int(hist.argmax()) + first_real if int(hist.sum()) else -1
+                    feats.put(idx, row, int(hist.argmax()) + first_real if int(hist.sum()) else -1)
                 done += 1
                 if shards.rank == 0:
                     ctx.progress(0.9 * shards.progress(done))
-    if ordered:
-        save_features(tmp, shards.rank, feats, classes)
+    if feats is not None:
+        feats.save(tmp, shards.rank)
     if shards.gather(ctx):
         if algorithm == "RSAL":
             scores, selected = rsal_image_scores(lambda: ((i, a, b) for i, (a, b) in shards.records()), len(cands),
