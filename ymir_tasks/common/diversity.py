@@ -49,8 +49,13 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
     pool = readable
     use_d = diversity > 0 and feats is not None
     if use_d:
-        f = np.asarray(feats, np.float32)[pool]  # one copy, normalised in place
-        f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        # no copy of the [N, D] matrix (10^5-10^6 candidates): distances of unit vectors from
+        # the raw rows and their norms, |a/|a| - b/|b||^2 = 2 - 2 a.b / (|a| |b|)
+        f = np.asarray(feats, np.float32)
+        norms = np.empty(len(f), np.float32)
+        step = 1 << 16  # the norms in slices: no [N, D] temporary either
+        for i in range(0, len(f), step):
+            norms[i:i + step] = np.maximum(np.linalg.norm(f[i:i + step], axis=1), 1e-12)
         d_min = np.full(len(pool), np.inf, np.float32)
         scale = 1.0
     cls = np.asarray(classes if classes is not None else np.full(n, -1))[pool]
@@ -71,8 +76,9 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
         taken[j] = True
         picked.append(j)
         counts[int(cls[j])] = counts.get(int(cls[j]), 0) + 1
-        if use_d:  # unit vectors: |a - b|² = 2 - 2 a·b, one matrix-vector product per line
-            d = np.sqrt(np.maximum(2.0 - 2.0 * (f @ f[j]), 0.0))
+        if use_d:  # one matrix-vector product per line
+            g = pool[j]
+            d = np.sqrt(np.maximum(2.0 - 2.0 * (f @ f[g])[pool] / (norms[pool] * norms[g]), 0.0))
             d_min = np.minimum(d_min, d)
             if len(picked) == 1:
                 scale = float(max(d.max(), 1e-12))
@@ -212,10 +218,12 @@ class FeatureStore:
         self.has[idx] = True
 
     def save(self, folder: str, rank: int) -> None:
-        """One file per process, merged by rank 0 (:func:`load_features`) after the barrier."""
+        """One file per process, merged by rank 0 (:func:`load_features`) after the barrier; the
+        features are then dropped here."""
         idx = np.flatnonzero(self.has)
         mat = self.mat[idx] if self.mat is not None else np.zeros((0, 0), np.float32)
         np.savez(os.path.join(folder, f"features-rank{rank}.npz"), idx=idx, feats=mat, cls=self.cls[idx])
+        self.mat = None  # rank 0 reads them all back next: not twice in memory
 
 
 def load_features(folder: str, world: int, n: int) -> Tuple[Optional[np.ndarray], np.ndarray]:
