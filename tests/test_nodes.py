@@ -129,3 +129,37 @@ def test_an_out_folder_that_is_not_shared_is_refused(trained_on_two_nodes, tmp_p
     assert rec["state"] == 4 and rec["return_code"] == int(ErrorCode.CONFIG)
     assert "not one shared folder" in rec["message"]
     assert not (ws / "out" / "infer-result.json").exists() and not (elsewhere / "infer-result.json").exists()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_worker_leaves_no_process_group_behind(monkeypatch, tmp_path, fails):
+    """A worker's gloo group alive at exit can abort the process (SIGABRT) in interpreter shutdown;
+    the entrypoint wrapper destroys it, also when the task fails."""
+    import types
+
+    import torch.distributed as dist
+
+    from executor.nodes import WORKER_ENV
+    from ymir_tasks.common import runtime
+
+    for k, v in {WORKER_ENV: "1", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_port())}.items():
+        monkeypatch.setenv(k, v)
+    seen = {}
+
+    @runtime.distributed_entry
+    def task(ctx, launcher):
+        seen.update(launcher=launcher, initialised=dist.is_initialized())
+        if fails:
+            raise ValueError("boom")
+        return "result"
+
+    ctx = types.SimpleNamespace(cfg=types.SimpleNamespace(gpu_count=1),
+                                env=types.SimpleNamespace(output=types.SimpleNamespace(root_dir=str(tmp_path))))
+    if fails:
+        with pytest.raises(ValueError, match="boom"):
+            task(ctx)
+    else:
+        assert task(ctx) == "result"
+    assert seen == {"launcher": "pytorch", "initialised": True}
+    assert not dist.is_initialized()

@@ -185,8 +185,24 @@ def distributed_entry(fn):
         if wants_distributed(ctx):
             launch_workers(ctx, max(1, ctx.cfg.gpu_count))
             return None
-        return fn(ctx, init_distributed_if_worker(ctx.env.output.root_dir))
+        try:
+            launcher = init_distributed_if_worker(ctx.env.output.root_dir)
+            result = fn(ctx, launcher)
+            if launcher:
+                import torch.distributed as dist
+                dist.barrier()  # every rank done before any tears its group down
+            return result
+        finally:
+            end_distributed()
     return wrapper
+
+
+def end_distributed() -> None:
+    """Destroy this worker's process group. A worker that exits with its gloo group alive can
+    abort (SIGABRT) during interpreter shutdown, and torchrun then kills the other ranks."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def resume_checkpoint(work_dir: str) -> Optional[str]:
