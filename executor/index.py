@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 from .env import PathMap
 from .errors import dataset_error
@@ -103,6 +103,62 @@ def iter_candidates(path: str, *, path_map: Optional[PathMap] = None, check_exis
     is skipped with a warning)."""
     return _first_occurrences(iter_index(path, columns=1, path_map=path_map, check_exists=check_exists), path,
                               warn_repeats)
+
+
+class CandidateList(Sequence[Tuple[int, str]]):
+    """The distinct candidates of a candidate index, held as their index paths only (the strings
+    result.tsv and infer-result.json name them by). ``pool[k]`` is ``(candidate number, local
+    path)``, the local path made on access; a slice is a view, not a copy (``pool[rank::world]``
+    is one process's share). 10^5 YMIR asset paths cost 12 MB so; their ``IndexEntry`` records
+    (:func:`iter_candidates`) 38 MB, a list of ``(i, local path)`` tuples 22 MB more."""
+
+    def __init__(self, raw: List[str], path_map: Optional[PathMap] = None,
+                 ids: Optional[range] = None) -> None:
+        self.raw = raw
+        self.path_map = path_map or PathMap()
+        self.ids = range(len(raw)) if ids is None else ids
+
+    @classmethod
+    def read(cls, path: str, *, path_map: Optional[PathMap] = None, check_exists: bool = True) -> "CandidateList":
+        return cls([e.raw_image for e in iter_candidates(path, path_map=path_map, check_exists=check_exists)],
+                   path_map)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, k: int) -> Tuple[int, str]: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> "CandidateList": ...
+
+    def __getitem__(self, k: Union[int, slice]):
+        if isinstance(k, slice):
+            return CandidateList(self.raw, self.path_map, self.ids[k])
+        i = self.ids[k]
+        return i, self.path_map(self.raw[i])
+
+    def local(self, i: int) -> str:
+        """The local path of candidate number ``i`` (not of the view's ``i``-th item)."""
+        return self.path_map(self.raw[i])
+
+    @property
+    def local_paths(self) -> "_LocalPaths":
+        """Local paths by candidate number, made on access."""
+        return _LocalPaths(self)
+
+
+class _LocalPaths(Sequence[str]):
+    def __init__(self, pool: CandidateList) -> None:
+        self.pool = pool
+
+    def __len__(self) -> int:
+        return len(self.pool.raw)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self.pool.local(j) for j in range(*i.indices(len(self)))]
+        return self.pool.local(i)
 
 
 def iter_candidates_with_labels(path: str, *, path_map: Optional[PathMap] = None,

@@ -5,7 +5,7 @@ import pytest
 
 from executor.env import PathMap
 from executor.errors import ErrorCode, YmirError
-from executor.index import count_lines, iter_candidates, read_index
+from executor.index import CandidateList, count_lines, iter_candidates, read_index
 
 
 def _check(exc_info, *needles: str) -> None:
@@ -157,3 +157,28 @@ def test_empty_index_path():
     with pytest.raises(YmirError) as e:
         read_index("")
     _check(e, "field 'input'")
+
+
+def test_candidate_list_is_the_distinct_candidates_with_local_paths_and_lazy_shares(in_dir, tmp_path):
+    idx = tmp_path / "candidate-index.tsv"
+    idx.write_text("/in/assets/my photos/cat 1.png\n/in/assets/ab/1234ab.jpg\n\n"
+                   "/in/assets/my photos/cat 1.png\n")  # a repeated row: each image once
+    pm = PathMap(in_dir=str(in_dir))
+    pool = CandidateList.read(str(idx), path_map=pm)
+    cat, ab = f"{in_dir}/assets/my photos/cat 1.png", f"{in_dir}/assets/ab/1234ab.jpg"
+    assert pool.raw == ["/in/assets/my photos/cat 1.png", "/in/assets/ab/1234ab.jpg"]
+    assert len(pool) == 2 and list(pool) == [(0, cat), (1, ab)] and pool[-1] == (1, ab)
+    # one process's share is a view that keeps the candidate numbers of the whole pool
+    share = pool[1::2]
+    assert isinstance(share, CandidateList) and len(share) == 1 and list(share) == [(1, ab)]
+    assert share.local(0) == cat and pool.local_paths[1] == ab and len(pool.local_paths) == 2
+    with pytest.raises(IndexError):
+        share[1]
+
+
+def test_candidate_list_names_a_missing_image(in_dir, tmp_path):
+    idx = tmp_path / "candidate-index.tsv"
+    idx.write_text("/in/assets/ab/1234ab.jpg\n/in/assets/ab/gone.jpg\n")
+    with pytest.raises(YmirError) as e:
+        CandidateList.read(str(idx), path_map=PathMap(in_dir=str(in_dir)))
+    _check(e, "candidate-index.tsv:2", "gone.jpg")

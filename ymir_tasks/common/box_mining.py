@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from executor.errors import config_error
-from executor.index import iter_candidates
+from executor.index import CandidateList
 from executor.results import UNREADABLE_SCORE
 
 from .coco_eval import box_iou
@@ -243,8 +243,8 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
     p = ctx.cfg.params
     algorithm = p["mining_algorithm"]
     extra = extra or {}
-    cands = list(iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
-    shards = CandidateShards(ctx, launcher, "mining", [(i, c.image) for i, c in enumerate(cands)],
+    cands = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map)
+    shards = CandidateShards(ctx, launcher, "mining", cands,
                              p["max_broken_ratio"])
     if algorithm != "random":
         # aldd reads dense maps, not boxes; entropy and cald ignore boxes under the mining threshold.
@@ -267,7 +267,7 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
             imgs = [img for *_, img in batch]
             peaks: List[int] = [-1] * len(batch)
             if algorithm == "random":
-                vals = [random_score(p["seed"], cands[idx].raw_image) for idx, _, _ in batch]
+                vals = [random_score(p["seed"], cands.raw[idx]) for idx, _, _ in batch]
             elif algorithm == "aldd":
                 vals = aldd_scores(model, imgs, weights, size)
                 peaks = list(LAST_PEAKS)
@@ -285,7 +285,7 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
                 for (idx, path, img), (b, s, lab) in zip(batch, detect(model, imgs)):
                     keep = s >= conf
                     peaks[len(vals)] = dominant_class(s[keep], lab[keep])
-                    rng = np.random.RandomState(int(random_score(p["seed"], cands[idx].raw_image) * 2 ** 31))
+                    rng = np.random.RandomState(int(random_score(p["seed"], cands.raw[idx]) * 2 ** 31))
                     views = [augment(img, a, rng) for a in CALD_AUGS]
                     if tap is not None:
                         tap.enabled = False  # the augmented views are not the image
@@ -312,18 +312,19 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
         # an unreadable candidate has no score: it ranks after every scored one
         all_scores = [v for _, v in shards.every(missing=UNREADABLE_SCORE)]
         feat_mat, cls_arr = load_features(shards.dir, shards.world, len(cands)) if ordered else (None, None)
-        write_ordered_mining_result(ctx.env, [c.raw_image for c in cands], all_scores, feat_mat, cls_arr,
+        write_ordered_mining_result(ctx.env, cands.raw, all_scores, feat_mat, cls_arr,
                                     p if ordered else {})
+        del feat_mat, cls_arr, all_scores  # not needed by the previews
         log.info("mining %s: wrote %s (%d candidates)", algorithm, ctx.env.output.mining_result_file, len(cands))
         if algorithm == "random":
-            previews_safely(ctx, lambda: box_previews(ctx, cands, None, [], algorithm, 0.0, 1.0))
+            previews_safely(ctx, lambda: box_previews(ctx, None, [], algorithm, 0.0, 1.0))
         else:
-            previews_safely(ctx, lambda: box_previews(ctx, cands, model, stage.class_names, algorithm, conf, certain,
+            previews_safely(ctx, lambda: box_previews(ctx, model, stage.class_names, algorithm, conf, certain,
                                                       float(stage.meta.get("conf_threshold", conf))))
     shards.finish()
 
 
-def box_previews(ctx, cands, model, class_names: Sequence[str], algorithm: str, conf: float,
+def box_previews(ctx, model, class_names: Sequence[str], algorithm: str, conf: float,
                  certain: float, shown_from: float = 0.0) -> List[Tuple[str, np.ndarray]]:
     """result.tsv's first images with the model's boxes (and masks): green from the certain
     score, orange and red below it (what a human must check or draw). Boxes under ``shown_from``
@@ -331,10 +332,9 @@ def box_previews(ctx, cands, model, class_names: Sequence[str], algorithm: str, 
     import cv2
 
     shown_from = max(conf, float(shown_from))
-    local = {c.raw_image: c.image for c in cands}
     pictures = []
     for rank, (path, score) in enumerate(top_of_result(ctx.env, ctx.cfg.params["preview_images"])):
-        img = cv2.imread(local.get(path, path), cv2.IMREAD_COLOR)
+        img = cv2.imread(ctx.env.path_map(path), cv2.IMREAD_COLOR)
         if img is None:
             continue
         pic, scale = fit(img)

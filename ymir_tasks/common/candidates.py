@@ -41,7 +41,7 @@ class CandidateData:
     An unreadable candidate becomes an :class:`Unreadable` record; any other error propagates."""
 
     def __init__(self, items: Sequence[Any], load: Callable[[Any], Any]) -> None:
-        self.items = list(items)
+        self.items = items  # not copied: a CandidateList makes its items on access
         self.load = load
 
     def __len__(self) -> int:

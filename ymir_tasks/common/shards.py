@@ -16,7 +16,7 @@ import logging
 import os
 import pickle
 import shutil
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, Optional, Sequence, Tuple
 
 from . import runtime
 
@@ -33,7 +33,7 @@ class CandidateShards:
         self.rank, self.world = runtime.rank(), runtime.world_size()
         self.launcher = launcher
         self.total = len(items)
-        self.part: List[Any] = list(items)[self.rank::self.world]
+        self.part: Sequence[Any] = items[self.rank::self.world]  # a view where items is a CandidateList
         self.dir = os.path.join(ctx.env.output.root_dir, f"{task}-tmp")
         if self.rank == 0 and os.path.isdir(self.dir):
             shutil.rmtree(self.dir)  # a killed run's shards

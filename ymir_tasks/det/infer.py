@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from executor.index import iter_candidates
+from executor.index import CandidateList
 from executor.results import DetectionInferWriter
 
 from ..common import runtime
@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 @runtime.distributed_entry
 def infer(ctx, launcher) -> None:
     model, stage = model_for(ctx, CONFIG, ctx.cfg["max_detections"], ctx.cfg["conf_threshold"])
-    cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
-                                                                  path_map=ctx.env.path_map))]
+    cands = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map)
     shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
     conf = ctx.cfg["conf_threshold"]
     if ctx.cfg["certain_only"]:

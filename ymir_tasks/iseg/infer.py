@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from executor.index import iter_candidates
+from executor.index import CandidateList
 
 from ..common import runtime
 from ..common.mmdet_infer import batches, model_for, predict
@@ -40,8 +40,7 @@ def encode_instances(pred: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
 def infer(ctx, launcher) -> None:
     conf = ctx.cfg["conf_threshold"]
     model, stage = model_for(ctx, CONFIG, ctx.cfg["max_detections"], conf)
-    cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
-                                                                  path_map=ctx.env.path_map))]
+    cands = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map)
     shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
     log.info("inference: %d of %d candidates here, batch %d, conf %.3f, up to %d objects per image, model %s",
              len(shards.part), len(cands), ctx.cfg["samples_per_gpu"], conf, ctx.cfg["max_detections"], stage.dir)
@@ -53,4 +52,4 @@ def infer(ctx, launcher) -> None:
             done += 1
             if shards.rank == 0:
                 ctx.progress(0.95 * shards.progress(done))
-    write_coco_infer_result(ctx, shards, [path for _, path in cands], stage.class_names)
+    write_coco_infer_result(ctx, shards, cands.local_paths, stage.class_names)

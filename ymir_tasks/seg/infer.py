@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from executor.images import load_image
-from executor.index import iter_candidates
+from executor.index import CandidateList
 from executor.results import encode_label_map
 
 from ..common import runtime
@@ -106,7 +106,7 @@ def infer(ctx, launcher) -> None:
                               ctx.cfg.source_file)
     model = load_model(ctx, stage, runtime.device(), img_size)
     index = ctx.env.input.candidate_index_file
-    cands = [(i, c.image) for i, c in enumerate(iter_candidates(index, path_map=ctx.env.path_map))]
+    cands = CandidateList.read(index, path_map=ctx.env.path_map)
     shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
     masks_dir = os.path.join(ctx.env.output.root_dir, "masks") if ctx.cfg["save_color_mask"] else None
     if masks_dir:
@@ -128,4 +128,4 @@ def infer(ctx, launcher) -> None:
         done += 1
         if shards.rank == 0:
             ctx.progress(0.95 * shards.progress(done))
-    write_coco_infer_result(ctx, shards, [path for _, path in cands], labels.class_names)
+    write_coco_infer_result(ctx, shards, cands.local_paths, labels.class_names)

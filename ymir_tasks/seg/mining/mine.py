@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from executor.images import load_image
-from executor.index import iter_candidates
+from executor.index import CandidateList
 from executor.results import UNREADABLE_SCORE
 
 from ...common import runtime
@@ -73,10 +73,7 @@ def mine(ctx, launcher) -> None:
     model = load_model(ctx, stage, runtime.device(), parse_img_size(meta["img_size"], (512, 512), stage.meta_file))
     dev = next(model.parameters()).device
     num_classes = len(meta["model_classes"])
-    cands = [(i, c.image) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
-                                                                  path_map=ctx.env.path_map))]
-    raw = [c.raw_image for c in iter_candidates(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map,
-                                                check_exists=False, warn_repeats=False)]
+    cands = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map)
     shards = CandidateShards(ctx, launcher, "mining", cands, p["max_broken_ratio"])
     tmp = shards.dir
     os.makedirs(os.path.join(tmp, "superpixels"), exist_ok=True)
@@ -124,24 +121,23 @@ def mine(ctx, launcher) -> None:
             scores, selected = _ripu_image_scores(shards.records, len(cands))
         feat_mat, cls_arr = load_features(tmp, shards.world, len(cands)) if ordered else (None, None)
         order = mining_order(scores, feat_mat, cls_arr, p)
-        write_ordered_mining_result(ctx.env, raw, scores, feat_mat, cls_arr, p, order)
+        write_ordered_mining_result(ctx.env, cands.raw, scores, feat_mat, cls_arr, p, order)
+        del feat_mat, cls_arr  # 256 bytes a candidate, not needed by the masks and previews
         _write_masks(ctx, cands, order, selected(order[:max(0, p["max_kept_mining_image"])]), algorithm, p, tmp)
         log.info("mining: wrote %s (%d candidates)", ctx.env.output.mining_result_file, len(cands))
-        previews_safely(ctx, lambda: region_previews(ctx, [cands[i][1] for i in order], [raw[i] for i in order],
-                                                     [scores[i] for i in order], algorithm))
+        previews_safely(ctx, lambda: region_previews(ctx, cands, order, scores, algorithm))
     shards.finish()
 
 
-def region_previews(ctx, local: Sequence[str], raw: Sequence[str], scores: Sequence[float],
+def region_previews(ctx, cands: CandidateList, order: Sequence[int], scores: Sequence[float],
                     algorithm: str) -> List[Tuple[str, np.ndarray]]:
     """result.tsv's first images with their regions to label (the PNG masks) tinted over them."""
     import cv2
 
     masks_dir = os.path.join(ctx.env.output.root_dir, "masks")
     pictures = []
-    for rank, (path, shown, score) in enumerate(zip(local, raw, scores)):
-        if rank >= ctx.cfg.params["preview_images"]:
-            break
+    for rank, i in enumerate(order[:max(0, ctx.cfg.params["preview_images"])]):
+        path, shown, score = cands.local(i), cands.raw[i], scores[i]
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             continue
@@ -234,4 +230,4 @@ def _write_masks(ctx, cands, order: List[int], selected, algorithm: str, p: Dict
             mask = np.zeros((h, w), np.uint8)
             for y, x in picks:
                 mask[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1] = 255
-        cv2.imwrite(os.path.join(masks_dir, Path(cands[i][1]).stem + ".png"), mask)
+        cv2.imwrite(os.path.join(masks_dir, Path(cands.local(i)).stem + ".png"), mask)
