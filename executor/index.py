@@ -136,29 +136,11 @@ class CandidateList(Sequence[Tuple[int, str]]):
         if isinstance(k, slice):
             return CandidateList(self.raw, self.path_map, self.ids[k])
         i = self.ids[k]
-        return i, self.path_map(self.raw[i])
+        return i, self.local(i)
 
     def local(self, i: int) -> str:
         """The local path of candidate number ``i`` (not of the view's ``i``-th item)."""
         return self.path_map(self.raw[i])
-
-    @property
-    def local_paths(self) -> "_LocalPaths":
-        """Local paths by candidate number, made on access."""
-        return _LocalPaths(self)
-
-
-class _LocalPaths(Sequence[str]):
-    def __init__(self, pool: CandidateList) -> None:
-        self.pool = pool
-
-    def __len__(self) -> int:
-        return len(self.pool.raw)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self.pool.local(j) for j in range(*i.indices(len(self)))]
-        return self.pool.local(i)
 
 
 def iter_candidates_with_labels(path: str, *, path_map: Optional[PathMap] = None,

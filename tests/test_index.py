@@ -171,7 +171,7 @@ def test_candidate_list_is_the_distinct_candidates_with_local_paths_and_lazy_sha
     # one process's share is a view that keeps the candidate numbers of the whole pool
     share = pool[1::2]
     assert isinstance(share, CandidateList) and len(share) == 1 and list(share) == [(1, ab)]
-    assert share.local(0) == cat and pool.local_paths[1] == ab and len(pool.local_paths) == 2
+    assert share.local(0) == cat and pool.local(1) == ab and len(pool.raw) == 2
     with pytest.raises(IndexError):
         share[1]
 

@@ -244,8 +244,7 @@ def mine_candidates(ctx, launcher, config_name: str, extra: Optional[Dict[str, S
     algorithm = p["mining_algorithm"]
     extra = extra or {}
     cands = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map)
-    shards = CandidateShards(ctx, launcher, "mining", cands,
-                             p["max_broken_ratio"])
+    shards = CandidateShards(ctx, launcher, "mining", cands, p["max_broken_ratio"])
     if algorithm != "random":
         # aldd reads dense maps, not boxes; entropy and cald ignore boxes under the mining threshold.
         model, stage = model_for(ctx, config_name, p["max_detections"],

@@ -18,6 +18,8 @@ import pickle
 import shutil
 from typing import Any, Iterator, Optional, Sequence, Tuple
 
+from executor.index import CandidateList
+
 from . import runtime
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ class CandidateShards:
         self.barrier()
 
 
-def write_coco_infer_result(ctx, shards: "CandidateShards", paths, class_names) -> None:
+def write_coco_infer_result(ctx, shards: "CandidateShards", cands: CandidateList, class_names) -> None:
     """Rank 0: COCO ``infer-result.json`` from records ``(height, width, annotations)`` in
     candidate order; an unreadable candidate is listed with no annotation. Then every rank
     cleans up."""
@@ -114,10 +116,11 @@ def write_coco_infer_result(ctx, shards: "CandidateShards", paths, class_names) 
 
         writer = SegmentationInferWriter(ctx.env, class_names)
         for idx, rec in shards.every():
+            path = cands.local(idx)
             if rec is None:
-                writer.add_empty(paths[idx], *stored_size(paths[idx]))
+                writer.add_empty(path, *stored_size(path))
             else:
-                writer.add_encoded(paths[idx], *rec)
+                writer.add_encoded(path, *rec)
         writer.close()
         log.info("inference: wrote %s (%d images, %d annotations)", ctx.env.output.infer_result_file,
                  writer.n_images, writer.n_anns)

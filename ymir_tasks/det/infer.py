@@ -40,7 +40,7 @@ def infer(ctx, launcher) -> None:
         writer = DetectionInferWriter(ctx.env, stage.class_names)
         n_boxes = 0
         for idx, boxes in shards.every(missing=[]):
-            writer.add(cands[idx][1], boxes)
+            writer.add(cands.local(idx), boxes)
             n_boxes += len(boxes)
         writer.close()
         log.info("inference: wrote %s (%d images, %d boxes)", ctx.env.output.infer_result_file, len(cands), n_boxes)

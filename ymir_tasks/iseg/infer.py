@@ -52,4 +52,4 @@ def infer(ctx, launcher) -> None:
             done += 1
             if shards.rank == 0:
                 ctx.progress(0.95 * shards.progress(done))
-    write_coco_infer_result(ctx, shards, cands.local_paths, stage.class_names)
+    write_coco_infer_result(ctx, shards, cands, stage.class_names)

@@ -128,4 +128,4 @@ def infer(ctx, launcher) -> None:
         done += 1
         if shards.rank == 0:
             ctx.progress(0.95 * shards.progress(done))
-    write_coco_infer_result(ctx, shards, cands.local_paths, labels.class_names)
+    write_coco_infer_result(ctx, shards, cands, labels.class_names)
