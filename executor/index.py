@@ -61,7 +61,7 @@ def iter_index(path: str, *, columns: int, path_map: Optional[PathMap] = None,
                     raise dataset_error(f"image not found: {image}", file=path, line=lineno)
                 if local_ann is not None and not os.path.isfile(local_ann):
                     raise dataset_error(f"annotation not found: {ann}", file=path, line=lineno)
-            yield IndexEntry(image=local_image, annotation=local_ann, line=lineno, raw_image=image)
+            yield IndexEntry(image=local_image, annotation=local_ann, line=lineno, raw_image=image, raw_annotation=ann)
 
 
 def _lines(f, path: str) -> Iterator[str]:
@@ -105,42 +105,61 @@ def iter_candidates(path: str, *, path_map: Optional[PathMap] = None, check_exis
                               warn_repeats)
 
 
-class CandidateList(Sequence[Tuple[int, str]]):
+class CandidateList(Sequence[Tuple]):
     """The distinct candidates of a candidate index, held as their index paths only (the strings
     result.tsv and infer-result.json name them by). ``pool[k]`` is ``(candidate number, local
     path)``, the local path made on access; a slice is a view, not a copy (``pool[rank::world]``
     is one process's share). 10^5 YMIR asset paths cost 12 MB so; their ``IndexEntry`` records
-    (:func:`iter_candidates`) 38 MB, a list of ``(i, local path)`` tuples 22 MB more."""
+    (:func:`iter_candidates`) 38 MB, a list of ``(i, local path)`` tuples 22 MB more.
+
+    ``labels`` (3D: ``scan<TAB>labels``, :func:`iter_candidates_with_labels`): the second column's
+    index path or None per candidate; items are then ``(number, local path, local labels or None)``."""
 
     def __init__(self, raw: List[str], path_map: Optional[PathMap] = None,
-                 ids: Optional[range] = None) -> None:
+                 ids: Optional[range] = None, labels: Optional[List[Optional[str]]] = None) -> None:
         self.raw = raw
         self.path_map = path_map or PathMap()
         self.ids = range(len(raw)) if ids is None else ids
+        self.labels = labels
 
     @classmethod
-    def read(cls, path: str, *, path_map: Optional[PathMap] = None, check_exists: bool = True) -> "CandidateList":
-        return cls([e.raw_image for e in iter_candidates(path, path_map=path_map, check_exists=check_exists)],
-                   path_map)
+    def read(cls, path: str, *, path_map: Optional[PathMap] = None, check_exists: bool = True,
+             with_labels: bool = False) -> "CandidateList":
+        if not with_labels:
+            return cls([e.raw_image for e in iter_candidates(path, path_map=path_map, check_exists=check_exists)],
+                       path_map)
+        raw: List[str] = []
+        labels: List[Optional[str]] = []
+        for e in iter_candidates_with_labels(path, path_map=path_map, check_exists=check_exists):
+            raw.append(e.raw_image)
+            labels.append(e.raw_annotation)
+        return cls(raw, path_map, labels=labels)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @overload
-    def __getitem__(self, k: int) -> Tuple[int, str]: ...
+    def __getitem__(self, k: int) -> Tuple: ...
 
     @overload
     def __getitem__(self, k: slice) -> "CandidateList": ...
 
     def __getitem__(self, k: Union[int, slice]):
         if isinstance(k, slice):
-            return CandidateList(self.raw, self.path_map, self.ids[k])
+            return CandidateList(self.raw, self.path_map, self.ids[k], self.labels)
         i = self.ids[k]
-        return i, self.local(i)
+        if self.labels is None:
+            return i, self.local(i)
+        return i, self.local(i), self.local_labels(i)
 
     def local(self, i: int) -> str:
         """The local path of candidate number ``i`` (not of the view's ``i``-th item)."""
         return self.path_map(self.raw[i])
+
+    def local_labels(self, i: int) -> Optional[str]:
+        """The local path of candidate number ``i``'s label file, None without one."""
+        ann = self.labels[i] if self.labels is not None else None
+        return self.path_map(ann) if ann else None
 
 
 def iter_candidates_with_labels(path: str, *, path_map: Optional[PathMap] = None,

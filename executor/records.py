@@ -13,6 +13,7 @@ class IndexEntry:
     annotation: Optional[str]  # None for candidate-index.tsv
     line: int  # 1-based line number in the index file
     raw_image: str = ""  # the path exactly as written in the index file
+    raw_annotation: Optional[str] = None  # the annotation's path as written there
 
 
 @dataclass

@@ -182,3 +182,19 @@ def test_candidate_list_names_a_missing_image(in_dir, tmp_path):
     with pytest.raises(YmirError) as e:
         CandidateList.read(str(idx), path_map=PathMap(in_dir=str(in_dir)))
     _check(e, "candidate-index.tsv:2", "gone.jpg")
+
+
+def test_candidate_list_keeps_the_3d_label_column_as_index_paths(in_dir, tmp_path):
+    (in_dir / "labels").mkdir(exist_ok=True)
+    (in_dir / "labels" / "a.txt").write_text("")
+    idx = tmp_path / "candidate-index.tsv"
+    idx.write_text("/in/assets/ab/1234ab.jpg\t/in/labels/a.txt\n/in/assets/my photos/cat 1.png\n")
+    pool = CandidateList.read(str(idx), path_map=PathMap(in_dir=str(in_dir)), with_labels=True)
+    ab, cat = f"{in_dir}/assets/ab/1234ab.jpg", f"{in_dir}/assets/my photos/cat 1.png"
+    assert pool.labels == ["/in/labels/a.txt", None]
+    assert list(pool) == [(0, ab, f"{in_dir}/labels/a.txt"), (1, cat, None)]
+    assert list(pool[1::2]) == [(1, cat, None)] and pool[1::2].local_labels(0) == f"{in_dir}/labels/a.txt"
+    (in_dir / "labels" / "a.txt").unlink()
+    with pytest.raises(YmirError) as e:
+        CandidateList.read(str(idx), path_map=PathMap(in_dir=str(in_dir)), with_labels=True)
+    _check(e, "candidate-index.tsv:1", "a.txt")

@@ -208,3 +208,24 @@ def test_a_failed_write_leaves_the_previous_file_intact(io_dirs):
     w.abort()  # e.g. the model crashed half-way
     assert open(env.output.infer_result_file).read() == before
     assert [p for p in os.listdir(out_dir) if p.endswith(".tmp")] == []
+
+
+def test_a_json_list_written_item_by_item_is_the_whole_document_or_nothing(tmp_path):
+    from executor.fileio import atomic_write_json_list
+
+    path = tmp_path / "report.json"
+    head, tail = {"thresholds": [{"class": "Car", "score": 0.5}], "mining_score": "qa"}, {"bank": [1, 2]}
+    rows = [{"frame": f"/in/é/{i}.bin", "qa": i / 3} for i in range(3)]
+    atomic_write_json_list(path, head, "frames", iter(rows), tail)
+    assert json.loads(path.read_text(encoding="utf-8")) == {**head, "frames": rows, **tail}
+    assert list(json.loads(path.read_text(encoding="utf-8"))) == ["thresholds", "mining_score", "frames", "bank"]
+    atomic_write_json_list(tmp_path / "empty.json", {}, "frames", iter(()), {})
+    assert json.loads((tmp_path / "empty.json").read_text()) == {"frames": []}
+
+    def failing():
+        yield {"frame": "a"}
+        raise RuntimeError("killed halfway")
+    with pytest.raises(RuntimeError):
+        atomic_write_json_list(path, head, "frames", failing(), tail)
+    assert json.loads(path.read_text(encoding="utf-8"))["frames"] == rows  # the earlier file stands
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json", "report.json"]  # no temporary left

@@ -8,7 +8,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from executor.index import iter_candidates
+from executor.index import CandidateList
 from executor.pointcloud import Boxes3D, load_points
 
 from ..common import runtime
@@ -95,14 +95,15 @@ class ModelPredictor:
         return out
 
 
-def _load_scan(item: Tuple[int, str, Optional[str]]):
-    idx, path, ann = item
-    return idx, path, ann, load_points(path)
+def _load_scan(item: Tuple):
+    idx, path = item[:2]
+    return idx, path, item[2] if len(item) > 2 else None, load_points(path)
 
 
-def scan_batches(items: Sequence[Tuple[int, str, Optional[str]]], batch_size: int, workers: int,
+def scan_batches(items: Sequence[Tuple], batch_size: int, workers: int,
                  broken: BrokenCandidates) -> Iterator[List]:
-    """(idx, path, labels, points) batches; unreadable scans go to ``broken``."""
+    """(idx, path, labels, points) batches from ``(idx, path[, labels])`` items; unreadable scans
+    go to ``broken``."""
     yield from candidate_batches(items, _load_scan, batch_size, workers, broken)
 
 
@@ -110,8 +111,7 @@ def scan_batches(items: Sequence[Tuple[int, str, Optional[str]]], batch_size: in
 def infer(ctx, launcher) -> None:
     conf = ctx.cfg["conf_threshold"]
     model, meta, _ = load_model(ctx, ctx.cfg["max_detections"], conf)
-    cands = [(i, c.image, None) for i, c in enumerate(iter_candidates(ctx.env.input.candidate_index_file,
-                                                                        path_map=ctx.env.path_map))]
+    cands = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map)
     shards = CandidateShards(ctx, launcher, "infer", cands, ctx.cfg["max_broken_ratio"])
     done = 0
     for batch in scan_batches(shards.part, ctx.cfg["samples_per_gpu"], ctx.cfg["workers_per_gpu"], shards.broken):
@@ -127,7 +127,7 @@ def infer(ctx, launcher) -> None:
         n_boxes = 0
         try:
             for idx, boxes in shards.every(missing=[]):
-                writer.add(cands[idx][1], boxes)
+                writer.add(cands.raw[idx], boxes)
                 n_boxes += len(boxes)
             writer.close()
         except BaseException:

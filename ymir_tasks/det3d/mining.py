@@ -19,18 +19,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from executor.errors import config_error
-from executor.fileio import atomic_write_json, atomic_write_text
-from executor.index import iter_candidates_with_labels, read_index
+from executor.fileio import atomic_write_json_list, atomic_write_text
+from executor.index import CandidateList, read_index
 from executor.pointcloud import load_points, read_boxes3d
 from executor.results import UNREADABLE_SCORE
 
 from ..common import runtime
-from ..common.diversity import FeatureTap, tap_module, wants_order, write_ordered_mining_result
+from ..common.candidates import candidate_batches
+from ..common.diversity import FeatureStore, FeatureTap, tap_module, wants_order, write_ordered_mining_result
 from ..common.previews import banner, caption, previews_safely, text_picture, top_of_result
 from ..common.shards import CandidateShards
 from .bev import ANNOTATED, METRES, PSEUDO, UNCERTAIN, bev, legend, view_range
@@ -50,9 +52,26 @@ def _eval_labels(ctx) -> Optional[Dict[str, str]]:
     return {e.raw_image: e.annotation for e in read_index(local, path_map=ctx.env.path_map)}
 
 
+class _FrameLoader:
+    """Loader-worker side of pass 1: a candidate's scan and its sparse labels (already checked)."""
+
+    def __init__(self, pool: CandidateList, names: Sequence[str]) -> None:
+        self.pool, self.names = pool, list(names)
+
+    def __call__(self, item: Tuple[int, str, Optional[str]]) -> Tuple[int, Frame, np.ndarray]:
+        idx, scan, labels = item
+        return idx, Frame(self.pool.raw[idx], scan, read_boxes3d(labels, self.names)), load_points(scan)
+
+
+def _check_labels(pool: CandidateList, names: Sequence[str]) -> int:
+    """Every sparse-label file read once before any work (a bad one fails the task here, naming
+    it, not in a loader worker halfway); returns the annotated boxes. Nothing is kept."""
+    return sum(len(read_boxes3d(pool.local_labels(i), names)) for i in range(len(pool)) if pool.labels[i])
+
+
 @runtime.distributed_entry
 def mine(ctx, launcher) -> None:
-    from .infer import ModelPredictor, load_model, scan_batches
+    from .infer import ModelPredictor, load_model
 
     p = ctx.cfg.params
     names = list(ctx.class_names)
@@ -62,24 +81,26 @@ def mine(ctx, launcher) -> None:
         log.warning("the model's classes %s differ from config class_names %s; mining uses the model's",
                     meta["class_names"], names)
         names = list(meta["class_names"])
-    entries = list(iter_candidates_with_labels(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map))
-    frames = [Frame(e.raw_image, e.image, read_boxes3d(e.annotation, names)) for e in entries]
-    shards = CandidateShards(ctx, launcher, "mining", [(i, f.scan, None) for i, f in enumerate(frames)],
-                             p["max_broken_ratio"])
+    # the pool as its index paths (flat memory at 10^5-10^6 frames): boxes and scans are read in
+    # the loader workers, per-frame results leave pass 2 as a few numbers each
+    pool = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map, with_labels=True)
+    n_known = _check_labels(pool, names)
+    shards = CandidateShards(ctx, launcher, "mining", pool, p["max_broken_ratio"])
     log.info("3D mining: %d of %d frames here (%d annotated boxes in all), %d augmented view(s), score %s, "
-             "model %s", len(shards.part), len(frames), sum(len(f.known) for f in frames), p["aug_views"],
-             p["mining_score"], stage.dir)
+             "model %s", len(shards.part), len(pool), n_known, p["aug_views"], p["mining_score"], stage.dir)
     ordered = wants_order(p)
     tap = FeatureTap(tap_module(model)) if ordered else None
     predictor = ModelPredictor(model, p["samples_per_gpu"], tap)
-    index_of = {f.key: i for i, f in enumerate(frames)}
+    in_flight: Dict[str, int] = {}  # frame key -> candidate number, for the frames of the batch at hand
 
     def batches():
-        for batch in scan_batches(shards.part, p["samples_per_gpu"], p["workers_per_gpu"], shards.broken):
-            yield [(frames[i], pts) for i, _, _, pts in batch]
+        for batch in candidate_batches(shards.part, _FrameLoader(pool, names), p["samples_per_gpu"],
+                                       p["workers_per_gpu"], shards.broken):
+            in_flight.update((f.key, i) for i, f, _ in batch)
+            yield [(f, pts) for _, f, pts in batch]
 
     def sink(feats: FrameFeatures) -> None:  # the frame's pooled features travel with its record
-        shards.write(index_of[feats.key], (feats, predictor.features.pop(feats.key, None)))
+        shards.write(in_flight.pop(feats.key), (feats, predictor.features.pop(feats.key, None)))
 
     def progress(n: int) -> None:
         if shards.rank == 0:
@@ -96,43 +117,52 @@ def mine(ctx, launcher) -> None:
             log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions)", row["class"],
                      row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback",
                      row["samples"])
-        results = finish(ctx, (feats for _, (feats, _) in shards.records()), th, params, names,
-                         by_frame_scan={f.key: f.scan for f in frames})
         key = p["mining_score"]
-        scored = {r.key: getattr(r, key) for r in results}
+        feats_store = FeatureStore(len(pool)) if ordered else None
+
+        def features() -> Iterator[Tuple[int, FrameFeatures]]:
+            for idx, (feats, row) in shards.records():
+                if feats_store is not None and row is not None:
+                    feats_store.put(idx, row, -1)  # the order takes the summary's classes
+                yield idx, feats
+
+        summary = finish(ctx, pool, features(), th, params, names)
         # an unreadable scan was not scored: it ranks after every scored frame
-        keys = [f.key for f in frames]
-        feat_mat = cls_arr = None
-        if ordered:
-            rows = {frames[i].key: row for i, (_, row) in shards.records() if row is not None}
-            by_key = {r.key: r for r in results}
-            dim = len(next(iter(rows.values()))) if rows else 0
-            feat_mat = np.stack([rows.get(k, np.zeros(dim, np.float32)) for k in keys]) if dim else None
-            cls_arr = np.asarray([_dominant(by_key[k]) if k in by_key else -1 for k in keys])
-        n = write_ordered_mining_result(ctx.env, keys, [scored.get(k, UNREADABLE_SCORE) for k in keys], feat_mat,
-                                        cls_arr, p)
+        scores = np.where(summary.scored, getattr(summary, key), UNREADABLE_SCORE)
+        n = write_ordered_mining_result(ctx.env, pool.raw, scores,
+                                        feats_store.mat if feats_store is not None else None,
+                                        summary.dominant if ordered else None, p)
+        del feats_store, scores
         log.info("3D mining: wrote %s (%d frames, %d pseudo labels, score '%s')", ctx.env.output.mining_result_file,
-                 n, sum(len(r.pseudo) for r in results), key)
+                 n, int(summary.pseudo.sum()), key)
         view = view_range(meta["point_cloud_range"]) if meta.get("point_cloud_range") else METRES
-        previews_safely(ctx, lambda: scan_previews(ctx, frames, results, names, key, view))
+        previews_safely(ctx, lambda: scan_previews(ctx, shards, pool, th, params, names, key, view))
     shards.finish()
 
 
-def scan_previews(ctx, frames: Sequence[Frame], results: Sequence[FrameResult], names: Sequence[str],
-                  score_name: str, view: Tuple[float, float, float, float] = METRES) -> List[Tuple[str, np.ndarray]]:
+def scan_previews(ctx, shards: CandidateShards, pool: CandidateList, th: Thresholds, params: MiningParams,
+                  names: Sequence[str], score_name: str,
+                  view: Tuple[float, float, float, float] = METRES) -> List[Tuple[str, np.ndarray]]:
     """result.tsv's first scans from above: annotated boxes, the bank's pseudo labels, the
-    uncertain predictions."""
-    by_key = {r.key: r for r in results}
-    by_frame = {f.key: f for f in frames}
+    uncertain predictions (those frames' records are read back from the shards: pass 2 kept
+    numbers only)."""
+    top = top_of_result(ctx.env, ctx.cfg.params["preview_images"])
+    keys = {k for k, _ in top}
+    number = {k: i for i, k in enumerate(pool.raw) if k in keys}
+    wanted = set(number.values())
+    shown: Dict[str, Tuple[FrameFeatures, FrameResult]] = {}
+    for idx, (feats, _) in shards.records():
+        if idx in wanted:
+            shown[feats.key] = (feats, select(feats, th, params))
     pictures = []
-    for rank, (key, score) in enumerate(top_of_result(ctx.env, ctx.cfg.params["preview_images"])):
-        frame, r = by_frame.get(key), by_key.get(key)
-        if frame is None or r is None:
+    for rank, (key, score) in enumerate(top):
+        if key not in shown:
             continue
-        layers = [(frame.known, ANNOTATED, False), (r.pseudo, PSEUDO, True),
+        feats, r = shown[key]
+        layers = [(feats.known, ANNOTATED, False), (r.pseudo, PSEUDO, True),
                   (r.uncertain_boxes, UNCERTAIN, True)]
-        pic = bev(load_points(frame.scan), layers, names, view)
-        extra = f"{len(frame.known)} annotated, {len(r.pseudo)} pseudo, {len(r.uncertain_boxes)} uncertain"
+        pic = bev(load_points(pool.local(number[key])), layers, names, view)
+        extra = f"{len(feats.known)} annotated, {len(r.pseudo)} pseudo, {len(r.uncertain_boxes)} uncertain"
         pictures.append((key, banner(pic, caption(rank, key, score, score_name, extra) + legend())))
     return pictures
 
@@ -143,39 +173,62 @@ def _dominant(r: FrameResult) -> int:
     return int(np.bincount(labels).argmax()) if len(labels) else -1
 
 
-def finish(ctx, features: Iterator[FrameFeatures], th: Thresholds, params: MiningParams, names: Sequence[str],
-           by_frame_scan: Dict[str, str]) -> List[FrameResult]:
-    """Pass 2: selection, bank files, report. Returns the (small) per-frame results."""
+@dataclass
+class PoolSummary:
+    """Pass 2's per-frame results as arrays over the pool, in candidate order (frames that were
+    not scored, the unreadable ones, have ``scored`` False)."""
+
+    scored: np.ndarray
+    qa: np.ndarray
+    active: np.ndarray
+    pseudo: np.ndarray
+    uncertain: np.ndarray
+    dominant: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "PoolSummary":
+        return cls(np.zeros(n, bool), np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                   np.full(n, -1, np.int64))
+
+    def put(self, idx: int, r: FrameResult) -> None:
+        self.scored[idx] = True
+        self.qa[idx], self.active[idx] = r.qa, r.active
+        self.pseudo[idx], self.uncertain[idx] = len(r.pseudo), r.uncertain
+        self.dominant[idx] = _dominant(r)
+
+
+def finish(ctx, pool: CandidateList, features: Iterator[Tuple[int, FrameFeatures]], th: Thresholds,
+           params: MiningParams, names: Sequence[str]) -> PoolSummary:
+    """Pass 2: selection, bank files, report, frame by frame."""
     p = ctx.cfg.params
     bank_root = os.path.join(ctx.env.output.root_dir, "bank")
     writer = BankWriter(bank_root, names) if p["write_bank"] else None
     eval_labels = _eval_labels(ctx)
     evaluator = BankEvaluator(names) if eval_labels is not None else None
-    results: List[FrameResult] = []
-    for feats in features:
+    summary = PoolSummary.empty(len(pool))
+    for idx, feats in features:
         r = select(feats, th, params)
-        results.append(r)
+        summary.put(idx, r)
         if writer is not None:
             frame_id = os.path.splitext(os.path.basename(r.key))[0]
-            writer.add(frame_id, load_points(by_frame_scan[r.key]), feats.known, r.pseudo)
+            writer.add(frame_id, load_points(pool.local(idx)), feats.known, r.pseudo)
         if evaluator is not None:
             label_file = eval_labels.get(r.key)
             if label_file is None:
                 log.warning("eval_index_file has no labels for %s: left out of the bank table", r.key)
             else:
                 evaluator.add(r.key, read_boxes3d(label_file, names), feats.known, r.pseudo)
-    report = {"thresholds": th.table(names), "mining_score": p["mining_score"],
-              "frames": [{"frame": r.key, "qa": round(r.qa, 6), "active": round(r.active, 6), "pseudo": len(r.pseudo),
-                          "uncertain": r.uncertain} for r in results]}
+    done = np.flatnonzero(summary.scored)
+    tail: Dict = {}
     if evaluator is not None:
         table = evaluator.table()
         log.info("\n%s", table)
-        report["bank"] = evaluator.rows()
-        missing = [evaluator.missing_per_frame.get(r.key, 0) for r in results]
-        report["spearman_qa_vs_missing"] = round(spearman([r.qa for r in results], missing), 4)
-        report["spearman_active_vs_missing"] = round(spearman([r.active for r in results], missing), 4)
+        tail["bank"] = evaluator.rows()
+        missing = [evaluator.missing_per_frame.get(pool.raw[i], 0) for i in done]
+        tail["spearman_qa_vs_missing"] = round(spearman(summary.qa[done], missing), 4)
+        tail["spearman_active_vs_missing"] = round(spearman(summary.active[done], missing), 4)
         log.info("Spearman(qa score, missing instances per frame) = %.3f; (active score) = %.3f",
-                 report["spearman_qa_vs_missing"], report["spearman_active_vs_missing"])
+                 tail["spearman_qa_vs_missing"], tail["spearman_active_vs_missing"])
         os.makedirs(bank_root, exist_ok=True)
         atomic_write_text(os.path.join(bank_root, "bank-table.txt"), table + "\n")
         previews_safely(ctx, lambda: [("bank-table", text_picture(table))],
@@ -183,8 +236,11 @@ def finish(ctx, features: Iterator[FrameFeatures], th: Thresholds, params: Minin
     if writer is not None:
         writer.close()
     os.makedirs(bank_root, exist_ok=True)
-    atomic_write_json(os.path.join(bank_root, "mining-report.json"), report)
-    return results
+    rows = ({"frame": pool.raw[i], "qa": round(float(summary.qa[i]), 6), "active": round(float(summary.active[i]), 6),
+             "pseudo": int(summary.pseudo[i]), "uncertain": int(summary.uncertain[i])} for i in done)
+    atomic_write_json_list(os.path.join(bank_root, "mining-report.json"),
+                         {"thresholds": th.table(names), "mining_score": p["mining_score"]}, "frames", rows, tail)
+    return summary
 
 
 def mine_in_memory(frames: Sequence[Tuple[Frame, np.ndarray]], predictor: Predictor, params: MiningParams,
