@@ -77,3 +77,22 @@ def test_mining_order_is_the_file_order():
     feats = np.eye(5, dtype=np.float32)
     got = mining_order(scores, feats, [0, 0, 0, 1, 1], {"balance_classes": True})
     assert sorted(got) == list(range(5)) and got[0] == 2 and got[1] in (3, 4)  # the other class second
+
+
+@pytest.mark.parametrize("diversity", [0.0, 1.0])
+def test_nothing_predicted_is_no_class_of_the_balance(diversity):
+    # 60 candidates: 20 of class 0, 20 of class 1, 20 in which the model predicted nothing (-1)
+    # and which the miner ranks last; balance alternates 0 and 1 and never gives -1 a turn
+    rng = np.random.RandomState(0)
+    classes = np.repeat([0, 1, -1], 20)
+    scores = np.concatenate([rng.rand(40) + 1.0, rng.rand(20)])
+    feats = rng.randn(60, 8)
+    order = diverse_order(scores, feats, classes, top=50, diversity=diversity, balance=True)
+    assert sorted(order) == list(range(60))
+    assert set(classes[order[:40]]) == {0, 1}  # the predicted classes first, within one line of each other
+    assert all(abs(int((classes[order[:t]] == 0).sum()) - int((classes[order[:t]] == 1).sum())) <= 1
+               for t in range(1, 41))
+    assert set(classes[order[40:]]) == {-1}
+    # only candidates with nothing predicted: the order is still a permutation, by gain
+    only = diverse_order(scores[40:], feats[40:], classes[40:], top=10, diversity=diversity, balance=True)
+    assert sorted(only) == list(range(20)) and only[0] == int(np.argmax(scores[40:]))

@@ -11,7 +11,9 @@ over features the model computed anyway (pooled per image), so an identical cand
 is never picked while any other remains, and the top spreads over the pool as k-center
 (farthest-point) selection does, weighted by uncertainty. With ``balance_classes`` the line
 comes from the predicted class that has the fewest lines so far (among classes with candidates
-left), so every prefix holds the classes within one line of each other. The rest follows by
+left), so every prefix holds the classes within one line of each other. A candidate in which the
+model predicted nothing (class -1: mostly empty images, which every box miner ranks last) is no
+class of its own: it enters the top only by its gain once the predicted classes run out. The rest follows by
 score. The written scores are the rank (1 for the first line down to near 0), so they stay
 monotone in file order; the miner's own scores go to ``/out/mining-scores.tsv``.
 """
@@ -29,6 +31,7 @@ from executor.fileio import atomic_write_text
 log = logging.getLogger(__name__)
 
 SIDE_FILE = "mining-scores.tsv"
+NO_CLASS = -1  # a candidate's class when the model predicted nothing in it
 
 
 def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Optional[np.ndarray], *, top: int,
@@ -69,6 +72,8 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
         gain[taken] = -1.0
         if balance:
             left = {int(c) for c in np.unique(cls[~taken])}
+            if len(left) > 1:  # "nothing predicted" is no class: it takes no turn while a class is left
+                left.discard(NO_CLASS)
             least = min(counts.get(c, 0) for c in left)
             allowed = np.isin(cls, [c for c in left if counts.get(c, 0) == least])
             gain[~allowed] = -1.0
