@@ -19,7 +19,8 @@ case $KIND in
   seg) STRATS=(random RSAL RIPU "RSAL+div:diversity=1.0,balance_classes=true"
                "RIPU+div:mining_algorithm=RIPU,diversity=1.0,balance_classes=true"); BATCH=8 ;;
   iseg) STRATS=(random mask_entropy aldd "mask_entropy+div:diversity=1.0,balance_classes=true"); BATCH=8 ;;
-  det3d) STRATS=(random qa active "active+div:mining_score=active,diversity=1.0,balance_classes=true"); BATCH=4 ;;
+  det3d) STRATS=(random active "active+cb:mining_score=active,class_balance=true"
+                 "active+cb+div:mining_score=active,class_balance=true,diversity=1.0,balance_classes=true"); BATCH=4 ;;
 esac
 # STRATS_OVERRIDE="random RSAL ..." (space-separated) runs only those
 [[ -n ${STRATS_OVERRIDE:-} ]] && read -ra STRATS <<< "$STRATS_OVERRIDE"

@@ -234,3 +234,37 @@ def test_reliable_background_cuts_the_points_of_unreliable_regions():
     assert not points_in_boxes(out.tensor.numpy(), hole).any()
     same = YmirReliableBackground()({"points": pts, "ss3d_holes": []})["points"]
     assert len(same) == len(scene.points)
+
+
+def test_class_balance_weights_boxes_by_median_frequency_and_reorders_frames():
+    from ymir_tasks.det3d.bank import FrameFeatures, Thresholds, add_predicted, balance_weights, select
+
+    # the pool predicts 30 cars' worth, 10 pedestrians', no cyclist: median share 0.5 (of the
+    # present classes), car weight 0.5/0.75, pedestrian 0.5/0.25 clipped to no more than 10
+    w = balance_weights(np.array([30.0, 10.0, 0.0]))
+    assert w == pytest.approx([2 / 3, 2.0, 1.0])
+    assert balance_weights(np.array([1.0, 1e6, 1e6])) == pytest.approx([10.0, 1.0, 1.0])  # clipped
+    assert balance_weights(np.array([1e6, 1.0, 1.0])) == pytest.approx([0.1, 1.0, 1.0])
+    assert balance_weights(np.zeros(3)).tolist() == [1.0, 1.0, 1.0]
+
+    def frame(key, labels, score):
+        n = len(labels)
+        boxes = np.array([[5.0 + 4 * i, 0.0, -1.7, 1.0, 1.0, 1.5, 0.0] for i in range(n)])
+        return FrameFeatures(key, boxes, np.asarray(labels), np.full(n, score), np.full(n, 0.5), np.ones(n, bool),
+                             np.full(n, 50), np.zeros(n, bool))
+    crowded, rare = frame("cars", [0, 0, 0, 0], 0.6), frame("pedestrians", [1, 1], 0.6)
+    totals = np.zeros(3)
+    for f in (crowded, rare, frame("more cars", [0, 0, 0, 0], 0.6)):
+        add_predicted(totals, f)
+    assert totals.tolist() == pytest.approx([4.8, 1.2, 0.0])
+    plain = Thresholds(np.full(3, 0.99), np.full(3, 0.99), [False] * 3, [0] * 3)
+    assert plain.weight.tolist() == [1.0, 1.0, 1.0]
+    params = MiningParams(class_balance=True)
+    from ymir_tasks.det3d.bank import calibrate
+    th = calibrate({}, 3, params, totals)
+    assert th.weight == pytest.approx(balance_weights(totals)) and th.table(CLASSES)[1]["weight"] > 1
+    assert calibrate({}, 3, MiningParams(), totals).weight.tolist() == [1.0, 1.0, 1.0]  # off by default
+    # every box uncertain (thresholds out of reach): active counts s·(0.5 + 0.5c) = 0.45 a box
+    assert select(crowded, plain, params).active > select(rare, plain, params).active
+    assert select(rare, th, params).active > select(crowded, th, params).active
+    assert select(rare, th, params).active == pytest.approx(2 * 0.45 * th.weight[1])

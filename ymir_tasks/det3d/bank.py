@@ -25,7 +25,8 @@ independent noisy boxes, which is why calibration is on by default).
 
 Frame scores: ``qa`` = Σ over inserted pseudo labels of s·c (the expected number of objects the
 annotator missed that the model is sure of: frames to complete first); ``active`` = Σ over
-uncertain predictions of s·(0.5 + 0.5·c) (unlabelled objects that need a human).
+uncertain predictions of s·(0.5 + 0.5·c) (unlabelled objects that need a human). With
+``class_balance`` each box counts with its class's weight (:func:`balance_weights`).
 
 Everything here is numpy and deterministic; the detector is behind :class:`Predictor` so tests
 run the same logic with a seeded simulated detector.
@@ -64,13 +65,14 @@ class MiningParams:
     min_calib_samples: int = 8
     min_points: int = 5
     collision_iou: float = 0.01
+    class_balance: bool = False
 
     @classmethod
     def from_config(cls, p) -> "MiningParams":
         return cls(score_low=p["score_low"], score_high=p["score_high"], consistency_iou=p["consistency_iou"],
                    calibrate=p["calibrate_thresholds"], calib_quantile=p["calib_quantile"],
                    min_calib_samples=p["min_calib_samples"], min_points=p["min_points"],
-                   collision_iou=p["collision_iou"])
+                   collision_iou=p["collision_iou"], class_balance=p["class_balance"])
 
 
 @dataclass
@@ -88,14 +90,23 @@ class FrameFeatures:
 
 @dataclass
 class Thresholds:
+    """What pass 2 takes from the whole pool: per class the thresholds of a pseudo label and the
+    weight of a box in the frame scores (1 unless ``class_balance``)."""
+
     score: np.ndarray
     consistency: np.ndarray
     calibrated: List[bool]
     samples: List[int]
+    weight: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.weight is None:
+            self.weight = np.ones(len(self.score))
 
     def table(self, class_names: Sequence[str]) -> List[Dict]:
         return [{"class": n, "score": round(float(self.score[i]), 4), "consistency": round(float(self.consistency[i]), 4),
-                 "calibrated": self.calibrated[i], "samples": self.samples[i]} for i, n in enumerate(class_names)]
+                 "calibrated": self.calibrated[i], "samples": self.samples[i], "weight": round(float(self.weight[i]), 4)}
+                for i, n in enumerate(class_names)]
 
 
 @dataclass
@@ -147,8 +158,10 @@ def frame_features(key: str, points: np.ndarray, known: Boxes3D, views: List[Box
                          matched, known)
 
 
-def calibrate(samples: Dict[int, List[Tuple[float, float]]], n_classes: int, params: MiningParams) -> Thresholds:
-    """Per-class thresholds from (score, consistency) of predictions matching annotated boxes."""
+def calibrate(samples: Dict[int, List[Tuple[float, float]]], n_classes: int, params: MiningParams,
+              predicted: Optional[np.ndarray] = None) -> Thresholds:
+    """Per-class thresholds from (score, consistency) of predictions matching annotated boxes;
+    with ``class_balance``, box weights from ``predicted`` (:func:`add_predicted` over the pool)."""
     ts = np.full(n_classes, params.score_high)
     tc = np.full(n_classes, params.consistency_iou)
     calibrated = [False] * n_classes
@@ -160,7 +173,27 @@ def calibrate(samples: Dict[int, List[Tuple[float, float]]], n_classes: int, par
                 ts[c] = max(params.score_low, float(np.quantile(vals[:, 0], params.calib_quantile)))
                 tc[c] = float(np.quantile(vals[:, 1], params.calib_quantile))
                 calibrated[c] = True
-    return Thresholds(ts, tc, calibrated, counts)
+    weight = balance_weights(predicted) if params.class_balance and predicted is not None else None
+    return Thresholds(ts, tc, calibrated, counts, weight)
+
+
+def add_predicted(totals: np.ndarray, f: FrameFeatures) -> None:
+    """The pool's expected objects per class: the scores of a frame's free predictions, summed."""
+    totals += np.bincount(f.labels[f.free], weights=f.score[f.free], minlength=len(totals))[:len(totals)]
+
+
+def balance_weights(predicted: np.ndarray, low: float = 0.1, high: float = 10.0) -> np.ndarray:
+    """Median-frequency weights from the pool's expected objects per class (the rule of the
+    segmentation loss's ``class_weight: auto``): a class the model predicts rarely counts for
+    more in the frame scores, so the frames likely to hold it come first instead of the frames
+    crowded with the common class. Classes never predicted keep 1."""
+    predicted = np.asarray(predicted, np.float64)
+    w = np.ones(len(predicted))
+    present = predicted > 0
+    if present.any():
+        share = predicted[present] / predicted[present].sum()
+        w[present] = np.clip(np.median(share) / share, low, high)
+    return w
 
 
 def add_samples(samples: Dict[int, List[Tuple[float, float]]], f: FrameFeatures) -> None:
@@ -184,8 +217,9 @@ def select(f: FrameFeatures, th: Thresholds, params: MiningParams,
         accepted.append(int(i))
     acc = np.asarray(accepted, dtype=np.int64)
     pseudo = Boxes3D(f.boxes[acc], f.labels[acc], f.score[acc])
-    qa = float((f.score[acc] * f.consistency[acc]).sum())
-    active = float((f.score[uncertain] * (0.5 + 0.5 * f.consistency[uncertain])).sum())
+    w = th.weight[f.labels] if n else np.zeros(0)
+    qa = float((w[acc] * f.score[acc] * f.consistency[acc]).sum())
+    active = float((w[uncertain] * f.score[uncertain] * (0.5 + 0.5 * f.consistency[uncertain])).sum())
     return FrameResult(f.key, pseudo, f.consistency[acc], int(uncertain.sum()), qa, active,
                        Boxes3D(f.boxes[uncertain], f.labels[uncertain], f.score[uncertain]))
 

@@ -37,7 +37,7 @@ from ..common.previews import banner, caption, previews_safely, text_picture, to
 from ..common.shards import CandidateShards
 from .bev import ANNOTATED, METRES, PSEUDO, UNCERTAIN, bev, legend, view_range
 from .bank import (BankEvaluator, BankWriter, Frame, FrameFeatures, FrameResult, MiningParams, Predictor, Thresholds,
-                   add_samples, calibrate, collect_features, select, spearman)
+                   add_predicted, add_samples, calibrate, collect_features, select, spearman)
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,15 @@ def mine(ctx, launcher) -> None:
         collect_features(batches(), predictor, params, p["aug_views"], p["aug_seed"], sink, progress)
     if shards.gather(ctx):
         samples: Dict[int, List[Tuple[float, float]]] = {}
-        for _, (feats, _) in shards.records():  # every process's calibration samples
+        predicted = np.zeros(len(names))
+        for _, (feats, _) in shards.records():  # every process's calibration samples, the pool's classes
             add_samples(samples, feats)
-        th = calibrate(samples, len(names), params)
+            add_predicted(predicted, feats)
+        th = calibrate(samples, len(names), params, predicted)
         for row in th.table(names):
-            log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions)", row["class"],
-                     row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback",
-                     row["samples"])
+            log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions), weight %.2f",
+                     row["class"], row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback",
+                     row["samples"], row["weight"])
         key = p["mining_score"]
         feats_store = FeatureStore(len(pool)) if ordered else None
 
@@ -250,5 +252,8 @@ def mine_in_memory(frames: Sequence[Tuple[Frame, np.ndarray]], predictor: Predic
     feats: List[FrameFeatures] = []
     batches = [list(frames[i:i + batch]) for i in range(0, len(frames), batch)]
     samples = collect_features(batches, predictor, params, aug_views, aug_seed, feats.append)
-    th = calibrate(samples, n_classes, params)
+    predicted = np.zeros(n_classes)
+    for f in feats:
+        add_predicted(predicted, f)
+    th = calibrate(samples, n_classes, params, predicted)
     return th, [select(f, th, params) for f in feats], feats

@@ -35,6 +35,8 @@ INFER = Schema("det3d", "infer", common_params("infer", samples_per_gpu=4) + [_C
 MINING = Schema("det3d", "mining", common_params("mining", samples_per_gpu=4) + [
     Param("mining_score", "str", "qa", "frame score: qa = confident missed objects (label QA), active = "
           "uncertain unlabelled objects (active learning)", choices=("qa", "active")),
+    Param("class_balance", "bool", False, "weight each box in the frame score by its class's median frequency "
+          "over the pool's predictions (clipped 0.1-10): frames likely to hold a rarely predicted class first"),
     Param("aug_views", "int", 1, "augmented views (flip, rotation, scale) predicted beside the raw scan", min=1,
           max=8),
     Param("aug_seed", "int", 0, "seed of the augmentation parameters (per frame, independent of sharding)"),
