@@ -84,6 +84,7 @@ def test_mining_and_inference_in_one_container(trained, tmp_path):
     assert len(list((bank / "pseudo_labels").glob("*.txt"))) == 6
     report = json.loads((bank / "mining-report.json").read_text())
     assert [t["class"] for t in report["thresholds"]] == ["Car", "Pedestrian", "Cyclist"]
+    assert report["mining_score"] == "qa"  # auto: the candidates carry sparse labels
     assert report["bank"][-1]["class"] == "all" and report["bank"][-1]["anno"] == 6
     assert "recall" in (bank / "bank-table.txt").read_text()
     assert not (ws / "out" / "mining-tmp").exists()

@@ -268,3 +268,15 @@ def test_class_balance_weights_boxes_by_median_frequency_and_reorders_frames():
     assert select(crowded, plain, params).active > select(rare, plain, params).active
     assert select(rare, th, params).active > select(crowded, th, params).active
     assert select(rare, th, params).active == pytest.approx(2 * 0.45 * th.weight[1])
+
+
+def test_auto_frame_score_is_qa_only_where_candidates_carry_sparse_labels():
+    from executor.index import CandidateList
+    from ymir_tasks.det3d.mining import frame_score
+
+    labelled = CandidateList(["/in/a.bin", "/in/b.bin"], labels=[None, "/in/b.txt"])
+    unlabelled = CandidateList(["/in/a.bin", "/in/b.bin"], labels=[None, None])
+    assert frame_score("auto", labelled) == "qa"
+    # the platform's mining: no labels, qa would calibrate on nothing and score every frame 0
+    assert frame_score("auto", unlabelled) == "active" and frame_score("auto", CandidateList(["/in/a.bin"])) == "active"
+    assert frame_score("qa", unlabelled) == "qa" and frame_score("active", labelled) == "active"

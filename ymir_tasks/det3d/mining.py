@@ -69,6 +69,16 @@ def _check_labels(pool: CandidateList, names: Sequence[str]) -> int:
     return sum(len(read_boxes3d(pool.local_labels(i), names)) for i in range(len(pool)) if pool.labels[i])
 
 
+def frame_score(choice: str, pool: CandidateList) -> str:
+    """The frame score ``mining_score`` names; ``auto``: ``qa`` when a candidate carries sparse
+    labels, else ``active``. qa counts confident pseudo labels, whose thresholds are calibrated on
+    the candidates' labels: on a pool without any (the platform's mining) it scores every frame 0
+    and result.tsv would keep the candidate order."""
+    if choice != "auto":
+        return choice
+    return "qa" if pool.labels is not None and any(pool.labels) else "active"
+
+
 @runtime.distributed_entry
 def mine(ctx, launcher) -> None:
     from .infer import ModelPredictor, load_model
@@ -85,9 +95,11 @@ def mine(ctx, launcher) -> None:
     # the loader workers, per-frame results leave pass 2 as a few numbers each
     pool = CandidateList.read(ctx.env.input.candidate_index_file, path_map=ctx.env.path_map, with_labels=True)
     n_known = _check_labels(pool, names)
+    key = frame_score(p["mining_score"], pool)
     shards = CandidateShards(ctx, launcher, "mining", pool, p["max_broken_ratio"])
-    log.info("3D mining: %d of %d frames here (%d annotated boxes in all), %d augmented view(s), score %s, "
-             "model %s", len(shards.part), len(pool), n_known, p["aug_views"], p["mining_score"], stage.dir)
+    log.info("3D mining: %d of %d frames here (%d annotated boxes in all), %d augmented view(s), score %s%s, "
+             "model %s", len(shards.part), len(pool), n_known, p["aug_views"], key,
+             " (auto)" if p["mining_score"] == "auto" else "", stage.dir)
     ordered = wants_order(p)
     tap = FeatureTap(tap_module(model)) if ordered else None
     predictor = ModelPredictor(model, p["samples_per_gpu"], tap)
@@ -119,7 +131,6 @@ def mine(ctx, launcher) -> None:
             log.info("thresholds %s: score %.3f, consistency %.3f (%s, %d matched predictions), weight %.2f",
                      row["class"], row["score"], row["consistency"], "calibrated" if row["calibrated"] else "fallback",
                      row["samples"], row["weight"])
-        key = p["mining_score"]
         feats_store = FeatureStore(len(pool)) if ordered else None
 
         def features() -> Iterator[Tuple[int, FrameFeatures]]:
@@ -128,7 +139,7 @@ def mine(ctx, launcher) -> None:
                     feats_store.put(idx, row, -1)  # the order takes the summary's classes
                 yield idx, feats
 
-        summary = finish(ctx, pool, features(), th, params, names)
+        summary = finish(ctx, pool, features(), th, params, names, key)
         # an unreadable scan was not scored: it ranks after every scored frame
         scores = np.where(summary.scored, getattr(summary, key), UNREADABLE_SCORE)
         n = write_ordered_mining_result(ctx.env, pool.raw, scores,
@@ -200,7 +211,7 @@ class PoolSummary:
 
 
 def finish(ctx, pool: CandidateList, features: Iterator[Tuple[int, FrameFeatures]], th: Thresholds,
-           params: MiningParams, names: Sequence[str]) -> PoolSummary:
+           params: MiningParams, names: Sequence[str], key: str) -> PoolSummary:
     """Pass 2: selection, bank files, report, frame by frame."""
     p = ctx.cfg.params
     bank_root = os.path.join(ctx.env.output.root_dir, "bank")
@@ -241,7 +252,7 @@ def finish(ctx, pool: CandidateList, features: Iterator[Tuple[int, FrameFeatures
     rows = ({"frame": pool.raw[i], "qa": round(float(summary.qa[i]), 6), "active": round(float(summary.active[i]), 6),
              "pseudo": int(summary.pseudo[i]), "uncertain": int(summary.uncertain[i])} for i in done)
     atomic_write_json_list(os.path.join(bank_root, "mining-report.json"),
-                         {"thresholds": th.table(names), "mining_score": p["mining_score"]}, "frames", rows, tail)
+                         {"thresholds": th.table(names), "mining_score": key}, "frames", rows, tail)
     return summary
 
 
