@@ -61,7 +61,8 @@ def iter_index(path: str, *, columns: int, path_map: Optional[PathMap] = None,
                     raise dataset_error(f"image not found: {image}", file=path, line=lineno)
                 if local_ann is not None and not os.path.isfile(local_ann):
                     raise dataset_error(f"annotation not found: {ann}", file=path, line=lineno)
-            yield IndexEntry(image=local_image, annotation=local_ann, line=lineno, raw_image=image, raw_annotation=ann)
+            yield IndexEntry(image=local_image, annotation=local_ann, line=lineno, raw_image=image,
+                             raw_annotation=ann)
 
 
 def _lines(f, path: str) -> Iterator[str]:
