@@ -217,6 +217,42 @@ def test_bank_is_a_dbinfos_file_that_mmdet3d_samples_from(tmp_path, mined):
     assert len(sampled["points"]) == sum(e["num_points_in_gt"] for e in picked)
 
 
+def test_bank_infos_stream_through_disk_not_memory(tmp_path):
+    """The writer keeps no info per instance (a pool of 10^5 frames holds 10^5-10^6): what it
+    holds after 600 frames is what it held after the first; the pickle is the plain dbinfos dict."""
+    import gc
+    import pickle
+    import tracemalloc
+
+    rng = np.random.RandomState(0)
+    pts = rng.uniform(-2, 2, (64, 4)).astype(np.float32)
+    box = np.array([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0]])
+    known = Boxes3D(np.repeat(box, 3, axis=0), np.array([0, 0, 1]), np.full(3, -1.0))
+    writer = BankWriter(str(tmp_path / "bank"), CLASSES)
+    pseudo = Boxes3D(box, np.array([0]), np.array([0.95]))
+    writer.add("f0000", pts, known, pseudo)
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for i in range(1, 600):
+        writer.add(f"f{i:04d}", pts, known, pseudo)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 64 * 1024, grown  # an info dict and its array alone take ~1 KB: 2 400 would be 2.4 MB
+    assert writer.counts == {"Car": 1800, "Pedestrian": 600, "Cyclist": 0}
+    infos = pickle.load(open(writer.close(), "rb"))
+    assert type(infos) is dict and list(infos) == CLASSES and infos["Cyclist"] == []
+    cars = infos["Car"]
+    assert type(cars) is list and len(cars) == 1800 and len(infos["Pedestrian"]) == 600
+    assert [c["image_idx"] for c in cars[:6]] == ["f0000"] * 3 + ["f0001"] * 3  # frame order kept
+    assert [(c["gt_idx"], c["score"]) for c in cars[:3]] == [(0, -1.0), (1, -1.0), (3, pytest.approx(0.95))]
+    assert [c["group_id"] for c in cars[3:6]] == [4, 5, 7]
+    assert cars[5]["box3d_lidar"].dtype == np.float32 and cars[5]["num_points_in_gt"] > 0
+    assert (tmp_path / "bank" / cars[5]["path"]).is_file()
+    assert not (tmp_path / "bank" / ".spool").exists()
+
+
 def test_reliable_background_cuts_the_points_of_unreliable_regions():
     from mmdet3d.structures import LiDARPoints
 

@@ -37,7 +37,7 @@ import os
 import pickle
 import shutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -365,37 +365,78 @@ def collect_features(batches: Iterable[List[Tuple[Frame, np.ndarray]]], predicto
     return samples
 
 
+def _spooled(path: str) -> Iterator[Dict]:
+    """The infos a :class:`BankWriter` spooled to ``path``, one frame's chunk at a time."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        while True:
+            try:
+                chunk = pickle.load(f)
+            except EOFError:
+                return
+            yield from chunk
+
+
+class _SpooledList:
+    """Pickles as a plain list whose items stream from a spool file (pickle's listitems iterator)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return list, (), None, _spooled(self.path)
+
+
 class BankWriter:
-    """The bank in mmdet3d dbinfos format plus per-frame pseudo-label files."""
+    """The bank in mmdet3d dbinfos format plus per-frame pseudo-label files.
+
+    A pool of 10^5 frames holds 10^5-10^6 instances: their infos are spooled to disk per class as
+    frames come and streamed into ``bank_dbinfos.pkl`` at :meth:`close` (a plain ``{class: [info,
+    ...]}`` pickle, written without pickle's memo), so memory does not grow with the pool."""
 
     def __init__(self, root: str, class_names: Sequence[str]) -> None:
         self.root = root
         self.class_names = list(class_names)
-        for d in ("database", "pseudo_labels"):
+        for d in ("database", "pseudo_labels", ".spool"):
             shutil.rmtree(os.path.join(root, d), ignore_errors=True)
             os.makedirs(os.path.join(root, d))
-        self.infos: Dict[str, List[Dict]] = {n: [] for n in class_names}
+        self.counts: Dict[str, int] = {n: 0 for n in class_names}
+        self._spool = {n: open(self._spool_path(n), "ab") for n in class_names}
         self.group = 0
+
+    def _spool_path(self, name: str) -> str:
+        return os.path.join(self.root, ".spool", f"{self.class_names.index(name)}.pkl")
 
     def add(self, frame_id: str, points: np.ndarray, known: Boxes3D, pseudo: Boxes3D) -> None:
         both = Boxes3D.concat([known, pseudo])
         inside = points_in_boxes(points, both.boxes) if len(both) else np.zeros((len(points), 0), dtype=bool)
+        infos: Dict[str, List[Dict]] = {}
         for k, (box, label, score) in enumerate(zip(both.boxes, both.labels, both.scores)):
             name = self.class_names[int(label)]
             rel = f"database/{frame_id}_{name}_{k}.bin"
             obj = points[inside[:, k]].astype(np.float32).copy()
             obj[:, :3] -= box[:3].astype(np.float32)  # relative to the box, as mmdet3d's gt database
             obj.tofile(os.path.join(self.root, rel))
-            self.infos[name].append({"name": name, "path": rel, "image_idx": frame_id, "gt_idx": k,
-                                     "box3d_lidar": box.astype(np.float32), "num_points_in_gt": int(len(obj)),
-                                     "difficulty": 0, "group_id": self.group, "score": float(score)})
+            infos.setdefault(name, []).append({
+                "name": name, "path": rel, "image_idx": frame_id, "gt_idx": k,
+                "box3d_lidar": box.astype(np.float32), "num_points_in_gt": int(len(obj)),
+                "difficulty": 0, "group_id": self.group, "score": float(score)})
             self.group += 1
+        for name, chunk in infos.items():
+            pickle.dump(chunk, self._spool[name], protocol=pickle.HIGHEST_PROTOCOL)
+            self.counts[name] += len(chunk)
         atomic_write_text(os.path.join(self.root, "pseudo_labels", f"{frame_id}.txt"),
                           format_boxes3d(both, self.class_names, with_score=True))
 
     def close(self) -> str:
+        for f in self._spool.values():
+            f.close()
         path = os.path.join(self.root, "bank_dbinfos.pkl")
         with open(path + ".tmp", "wb") as f:
-            pickle.dump(self.infos, f)
+            pickler = pickle.Pickler(f)
+            pickler.fast = True  # no memo: it would keep every info alive until the end
+            pickler.dump({n: _SpooledList(self._spool_path(n)) for n in self.class_names})
         os.replace(path + ".tmp", path)
+        shutil.rmtree(os.path.join(self.root, ".spool"), ignore_errors=True)
         return path

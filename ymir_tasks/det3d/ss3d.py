@@ -140,7 +140,7 @@ def run_rounds(ctx, cfg, data: Dict, work_dir: str, runner, point_cloud_range) -
         writer.close()
         paste = None
         if p["ss3d_paste"] > 0:
-            counts = {n: len(v) for n, v in writer.infos.items()}
+            counts = dict(writer.counts)
             paste = paste_step(os.path.join(out_dir, "bank"), names, p["ss3d_paste"], counts)
         report = {"round": k, "thresholds": th.table(names), "pseudo_added": added,
                   "bank_pseudo": int(sum(len(b) for b in bank.values())), "unreliable_regions": holes,
