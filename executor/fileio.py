@@ -1,9 +1,11 @@
-"""Atomic file writes: a crash never leaves a half-written result file."""
+"""Atomic file writes (a crash never leaves a half-written result file), and streams of pickled
+records (what a process spools to disk instead of holding it)."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, TextIO, Union
@@ -11,6 +13,16 @@ from typing import Any, Dict, Iterable, Iterator, TextIO, Union
 import yaml
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def read_pickled(path: PathLike) -> Iterator[Any]:
+    """The objects ``pickle.dump``-ed one after another into ``path``, one at a time."""
+    with open(path, "rb") as f:
+        while True:
+            try:
+                yield pickle.load(f)
+            except EOFError:
+                return
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import pickle
 import shutil
 from typing import Any, Iterator, Optional, Sequence, Tuple
 
+from executor.fileio import read_pickled
 from executor.index import CandidateList
 
 from . import runtime
@@ -75,17 +76,9 @@ class CandidateShards:
         self.broken.report(ctx)
         return True
 
-    def _read(self, rank: int) -> Iterator[Tuple[int, Any]]:
-        with open(self._shard(rank), "rb") as f:
-            while True:
-                try:
-                    yield pickle.load(f)
-                except EOFError:
-                    return
-
     def records(self) -> Iterator[Tuple[int, Any]]:
         """(idx, record) of every process, in candidate order, streamed."""
-        return heapq.merge(*(self._read(r) for r in range(self.world)), key=lambda t: t[0])
+        return heapq.merge(*(read_pickled(self._shard(r)) for r in range(self.world)), key=lambda t: t[0])
 
     def every(self, missing: Any = None) -> Iterator[Tuple[int, Any]]:
         """(idx, record) for every candidate in order; ``missing`` for one without a record (unreadable)."""

@@ -41,7 +41,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Protocol,
 
 import numpy as np
 
-from executor.fileio import atomic_write_text
+from executor.fileio import atomic_write_text, read_pickled
 from executor.pointcloud import Boxes3D, format_boxes3d
 
 from .geometry import Aug, aug_for, bev_iou, count_points, iou_3d, points_in_boxes
@@ -366,16 +366,9 @@ def collect_features(batches: Iterable[List[Tuple[Frame, np.ndarray]]], predicto
 
 
 def _spooled(path: str) -> Iterator[Dict]:
-    """The infos a :class:`BankWriter` spooled to ``path``, one frame's chunk at a time."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb") as f:
-        while True:
-            try:
-                chunk = pickle.load(f)
-            except EOFError:
-                return
-            yield from chunk
+    """The infos a :class:`BankWriter` spooled to ``path`` (a chunk per frame), one at a time."""
+    for chunk in read_pickled(path):
+        yield from chunk
 
 
 class _SpooledList:
@@ -402,11 +395,9 @@ class BankWriter:
             shutil.rmtree(os.path.join(root, d), ignore_errors=True)
             os.makedirs(os.path.join(root, d))
         self.counts: Dict[str, int] = {n: 0 for n in class_names}
-        self._spool = {n: open(self._spool_path(n), "ab") for n in class_names}
+        self._spool_paths = {n: os.path.join(root, ".spool", f"{i}.pkl") for i, n in enumerate(class_names)}
+        self._spool = {n: open(path, "wb") for n, path in self._spool_paths.items()}
         self.group = 0
-
-    def _spool_path(self, name: str) -> str:
-        return os.path.join(self.root, ".spool", f"{self.class_names.index(name)}.pkl")
 
     def add(self, frame_id: str, points: np.ndarray, known: Boxes3D, pseudo: Boxes3D) -> None:
         both = Boxes3D.concat([known, pseudo])
@@ -436,7 +427,7 @@ class BankWriter:
         with open(path + ".tmp", "wb") as f:
             pickler = pickle.Pickler(f)
             pickler.fast = True  # no memo: it would keep every info alive until the end
-            pickler.dump({n: _SpooledList(self._spool_path(n)) for n in self.class_names})
+            pickler.dump({n: _SpooledList(path) for n, path in self._spool_paths.items()})
         os.replace(path + ".tmp", path)
         shutil.rmtree(os.path.join(self.root, ".spool"), ignore_errors=True)
         return path
