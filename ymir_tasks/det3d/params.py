@@ -32,11 +32,11 @@ TRAINING = Schema("det3d", "training", common_params("training", samples_per_gpu
 
 INFER = Schema("det3d", "infer", common_params("infer", samples_per_gpu=4) + [_CONF, _MAXDET])
 
-MINING = Schema("det3d", "mining", common_params("mining", samples_per_gpu=4) + [
+MINING = Schema("det3d", "mining", common_params("mining", samples_per_gpu=4, diversity=1.0, balance_classes=True) + [
     Param("mining_score", "str", "auto", "frame score: qa = confident missed objects (label QA; needs sparse "
           "labels on the candidates), active = uncertain unlabelled objects (active learning), auto = qa when "
           "candidates carry sparse labels, else active", choices=("auto", "qa", "active")),
-    Param("class_balance", "bool", False, "weight each box in the frame score by its class's median frequency "
+    Param("class_balance", "bool", True, "weight each box in the frame score by its class's median frequency "
           "over the pool's predictions (clipped 0.1-10): frames likely to hold a rarely predicted class first"),
     Param("aug_views", "int", 1, "augmented views (flip, rotation, scale) predicted beside the raw scan", min=1,
           max=8),
