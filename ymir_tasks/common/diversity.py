@@ -26,7 +26,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from executor.fileio import atomic_write_text
+from executor.fileio import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
         # the raw rows and their norms, |a/|a| - b/|b||^2 = 2 - 2 a.b / (|a| |b|)
         f = np.asarray(feats, np.float32)
         norms = np.empty(len(f), np.float32)
-        step = 1 << 16  # the norms in slices: no [N, D] temporary either
+        step = 1 << 12  # the norms in slices of 1 MB at 64-d: no [N, D] temporary either
         for i in range(0, len(f), step):
             norms[i:i + step] = np.maximum(np.linalg.norm(f[i:i + step], axis=1), 1e-12)
         d_min = np.full(len(pool), np.inf, np.float32)
@@ -88,9 +88,9 @@ def diverse_order(scores: np.ndarray, feats: Optional[np.ndarray], classes: Opti
             if len(picked) == 1:
                 scale = float(max(d.max(), 1e-12))
     head = pool[picked]
-    chosen = set(head.tolist())
-    rest = [i for i in by_score if i not in chosen]
-    return np.concatenate([head, np.asarray(rest, dtype=np.int64)]).astype(np.int64)
+    rest = np.ones(n, bool)
+    rest[head] = False  # the others by score, as arrays: no Python object per candidate
+    return np.concatenate([head, by_score[rest[by_score]]]).astype(np.int64)
 
 
 def mining_order(scores: Sequence[float], feats: Optional[np.ndarray], classes: Optional[Sequence[int]],
@@ -122,10 +122,11 @@ def write_ordered_mining_result(env, paths: Sequence[str], scores: Sequence[floa
     order = list(order) if order is not None else mining_order(arr, feats, classes, p)
     n = len(order)
     # rank scores: monotone in file order; unreadable candidates keep the lowest score
-    ranked = [(paths[i], (1.0 - pos / max(n, 1)) if np.isfinite(arr[i]) else -np.inf) for pos, i in enumerate(order)]
+    ranked = ((paths[i], (1.0 - pos / max(n, 1)) if np.isfinite(arr[i]) else -np.inf) for pos, i in enumerate(order))
     count = write_mining_result(env, ranked)
-    atomic_write_text(os.path.join(env.output.root_dir, SIDE_FILE),
-                      "".join(f"{paths[i]}\t{arr[i]:.10g}\n" for i in order))
+    with atomic_open(os.path.join(env.output.root_dir, SIDE_FILE)) as f:  # streamed: no pool-sized text
+        for i in order:
+            f.write(f"{paths[i]}\t{arr[i]:.10g}\n")
     log.info("mining: %d candidates ordered for diversity %.2f%s over the first %s in %.2f s (miner scores in %s)", n,
              diversity, " and class balance" if balance else "", p.get("diverse_top") or "all", time.time() - t,
              SIDE_FILE)
@@ -226,7 +227,10 @@ class FeatureStore:
         """One file per process, merged by rank 0 (:func:`load_features`) after the barrier; the
         features are then dropped here."""
         idx = np.flatnonzero(self.has)
-        mat = self.mat[idx] if self.mat is not None else np.zeros((0, 0), np.float32)
+        if self.mat is None:
+            mat = np.zeros((0, 0), np.float32)
+        else:  # every row (one process): the matrix itself, not a second copy of it
+            mat = self.mat if len(idx) == self.n else self.mat[idx]
         np.savez(os.path.join(folder, f"features-rank{rank}.npz"), idx=idx, feats=mat, cls=self.cls[idx])
         self.mat = None  # rank 0 reads them all back next: not twice in memory
 
@@ -243,6 +247,8 @@ def load_features(folder: str, world: int, n: int) -> Tuple[Optional[np.ndarray]
         d = np.load(path)
         if len(d["idx"]) == 0:
             continue
+        if len(d["idx"]) == n:  # one file holds every row, in order: no second [n, D] matrix
+            return d["feats"], d["cls"].astype(np.int64)
         if feats is None:
             feats = np.zeros((n, d["feats"].shape[1]), np.float32)
         feats[d["idx"]] = d["feats"]
