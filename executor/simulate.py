@@ -298,6 +298,14 @@ def curves(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[int, List[float]]]:
     return out
 
 
+def rare_class(workspace: Path, names: Sequence[str]) -> Optional[str]:
+    """The pool's rare class where its workspace names it (benchmark profiles), else the last of
+    three or more."""
+    summary_file = workspace / "workspace-summary.json"
+    rare = json.loads(summary_file.read_text()).get("rare_class") if summary_file.is_file() else None
+    return rare or (names[-1] if len(names) > 2 else None)
+
+
 def summary_table(rows: Sequence[Dict[str, Any]], metric: str, rare: Optional[str] = None) -> str:
     by = curves(rows)
     seeds = sorted({r["seed"] for r in rows})
@@ -383,7 +391,7 @@ def write_reports(plan: Plan, pool: Pool, rows: Sequence[Dict[str, Any]]) -> Non
     plot(rows, pool.sim.METRIC, plan.out / "curves.png", title)
     if getattr(pool.sim, "labelling_cost", None) and all("cost" in r for r in rows):
         plot(rows, pool.sim.METRIC, plan.out / "curves-cost.png", title, "cost", "labelling cost (boxes drawn or fixed)")
-    rare = names[-1] if len(names) > 2 else None
+    rare = rare_class(plan.source, names)
     table = summary_table(rows, pool.sim.METRIC, rare)
     (plan.out / "summary.md").write_text(f"# {title}\n\n{table}")
     _say(f"wrote {plan.out / 'results.csv'}, {plan.out / 'curves.png'}, {plan.out / 'summary.md'}")

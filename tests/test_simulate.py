@@ -13,7 +13,7 @@ import time
 import pytest
 from PIL import Image
 
-from executor.simulate import aulc, summary_table
+from executor.simulate import aulc, rare_class, summary_table
 from executor.workspace import make_workspace
 
 
@@ -74,3 +74,11 @@ def test_area_under_the_curve_and_gains_over_random():
     table = summary_table(rows, "mIoU", "ring")
     assert "| RSAL | 0.300 ± 0.000 | +0.100 ± 0.000 | +0.100 | +0.100 | +0.100 |" in table
     assert "| random | 0.200 ± 0.000 |  |" in table
+
+
+@pytest.mark.parametrize("profile,rare", [("benchmark", "Cyclist"), ("benchmark-b", "Pedestrian")])
+def test_the_table_counts_the_profiles_rare_class(tmp_path, profile, rare):
+    """A 3D profile's rare class is not its last class: the workspace names it for the table."""
+    make_workspace(str(tmp_path), "det3d", "train", num_train=4, num_val=2, profile=profile)
+    assert rare_class(tmp_path, ["Car", "Pedestrian", "Cyclist"]) == rare
+    assert rare_class(tmp_path / "none", ["a", "b", "c"]) == "c" and rare_class(tmp_path / "none", ["a", "b"]) is None

@@ -65,6 +65,8 @@ def make_workspace(directory: str, kind: TaskKind, task: str, *, seed: int = 0, 
     in_dir, _, gt_dir = fresh_layout(root)
     summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": CLASSES,
                                "profile": profile}
+    if bench is not None:  # not the last class, as in the 2D profiles: simulate's table reads it here
+        summary["rare_class"] = CLASSES[bench.det3d_rare]
     extra: Dict[str, Any] = {}
 
     def scenes_of(s: int, n: int) -> List[Scene]:
