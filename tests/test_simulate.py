@@ -76,9 +76,11 @@ def test_area_under_the_curve_and_gains_over_random():
     assert "| random | 0.200 ± 0.000 |  |" in table
 
 
-@pytest.mark.parametrize("profile,rare", [("benchmark", "Cyclist"), ("benchmark-b", "Pedestrian")])
-def test_the_table_counts_the_profiles_rare_class(tmp_path, profile, rare):
-    """A 3D profile's rare class is not its last class: the workspace names it for the table."""
-    make_workspace(str(tmp_path), "det3d", "train", num_train=4, num_val=2, profile=profile)
+@pytest.mark.parametrize("kind,profile,rare", [("det3d", "benchmark", "Cyclist"), ("det3d", "benchmark-b", "Pedestrian"),
+                                               ("seg", "benchmark-b", "cross")])
+def test_the_table_counts_the_profiles_rare_class(tmp_path, kind, profile, rare):
+    """A 3D profile's rare class is not its last class: every workspace names it for the table."""
+    make_workspace(str(tmp_path), kind, "train", num_train=4, num_val=2, profile=profile)
+    assert json.loads((tmp_path / "workspace-summary.json").read_text())["rare_class"] == rare
     assert rare_class(tmp_path, ["Car", "Pedestrian", "Cyclist"]) == rare
     assert rare_class(tmp_path / "none", ["a", "b", "c"]) == "c" and rare_class(tmp_path / "none", ["a", "b"]) is None

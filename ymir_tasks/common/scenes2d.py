@@ -136,6 +136,8 @@ def write_2d_workspace(directory: str, kind: TaskKind, task: str, class_names: S
     in_dir, _, gt_dir = fresh_layout(root)
     summary: Dict[str, Any] = {"kind": kind.name, "task": task, "seed": seed, "class_names": list(class_names),
                                "profile": profile}
+    if profile != "default":  # a benchmark profile's rare class is its last (simulate's table reads it here)
+        summary["rare_class"] = class_names[-1]
     if task == "train":
         splits = {"train": batch(num_train), "val": batch(num_val)}
         ann_root = in_dir
