@@ -12,7 +12,7 @@ import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -44,6 +44,20 @@ class TaskContext:
     kind: TaskKind
     task: str  # 'training' | 'mining' | 'infer'
     monitor: Monitor
+    _on_exit: List[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def on_exit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the task ends, done or failed: a task's open files and scratch folders
+        do not outlive it (the last registered runs first)."""
+        self._on_exit.append(fn)
+
+    def close(self) -> None:
+        while self._on_exit:
+            fn = self._on_exit.pop()
+            try:
+                fn()
+            except Exception as e:  # a failed clean-up must not hide the task's own error
+                log.warning("%s: clean-up failed: %s", self.task, e)
 
     def progress(self, percent: float, *, force: bool = False) -> None:
         self.monitor.update(self.task, percent, force=force)
@@ -190,7 +204,10 @@ def run(in_dir: str = "/in", out_dir: str = "/out", *, only: Optional[str] = Non
             fn = kind.entrypoint(task)
             log.info("%s: start", task)
             t0 = time.time()
-            fn(ctx)
+            try:
+                fn(ctx)
+            finally:
+                ctx.close()
             summary["seconds"][task] = round(time.time() - t0, 1)
             monitor.update(task, 1.0, force=True)
             log.info("%s: done in %.1f s", task, summary["seconds"][task])

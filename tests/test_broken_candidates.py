@@ -71,6 +71,7 @@ def test_more_broken_than_the_ratio_fails_with_300003_and_no_result(stage_of, tm
     assert "3 of 20 candidates are unreadable" in rec["message"] and "max_broken_ratio" in rec["message"]
     assert list(broken)[0].rsplit("/", 1)[1] in rec["message"]
     assert not (ws / "out" / "result.tsv").exists() and not (ws / "out" / "infer-result.json").exists()
+    assert not (ws / "out" / "mining-tmp").exists()  # the shards are closed and removed on failure too
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -84,6 +85,7 @@ def test_with_no_broken_candidate_allowed_the_file_and_code_reach_monitor(stage_
     rec = monitor(ws)
     assert rec["state"] == 4 and rec["return_code"] == 300003, rec
     assert path.rsplit("/", 1)[1] in rec["message"] and "Caught" not in rec["message"]
+    assert not list((ws / "out").glob("*-tmp"))
 
 
 def test_a_decompression_bomb_is_refused_from_its_header_with_bounded_memory(tmp_path):

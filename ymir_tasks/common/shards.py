@@ -45,6 +45,7 @@ class CandidateShards:
         self.broken = BrokenCandidates(max_broken_ratio, len(self.part), task)
         self._out = open(self._shard(self.rank), "wb")
         self._last = -1
+        ctx.on_exit(self.close)
 
     def _shard(self, rank: int) -> str:
         return os.path.join(self.dir, f"rank{rank}.pkl")
@@ -90,6 +91,13 @@ class CandidateShards:
             nxt = idx + 1
         for i in range(nxt, self.total):
             yield i, missing
+
+    def close(self) -> None:
+        """At the task's end, done or failed: the shard is closed and rank 0 removes the folder
+        (after :meth:`finish` there is nothing left to do)."""
+        self._out.close()
+        if self.rank == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def finish(self) -> None:
         """Rank 0 removes the shards; every process waits until rank 0 has written the result."""
