@@ -79,7 +79,7 @@ def test_mining_and_inference_in_one_container(trained, tmp_path):
     cands = [l.split("\t")[0] for l in (ws / "in" / "candidate-index.tsv").read_text().splitlines()]
     assert sorted(r[0] for r in rows) == sorted(cands)
     bank = ws / "out" / "bank"
-    infos = pickle.load(open(bank / "bank_dbinfos.pkl", "rb"))
+    infos = pickle.loads((bank / "bank_dbinfos.pkl").read_bytes())
     assert sum(e["score"] == -1 for v in infos.values() for e in v) == 6  # one annotated instance per frame
     assert len(list((bank / "pseudo_labels").glob("*.txt"))) == 6
     report = json.loads((bank / "mining-report.json").read_text())
@@ -209,11 +209,11 @@ def test_ss3d_rounds_grow_the_bank_and_train_on_it(trained, tmp_path):
     assert "SS3D round 1/1:" in r.stdout and r.stdout.count("evaluation at iteration") == 2
     report = json.loads((ws / "out" / "ss3d" / "round1.json").read_text())
     assert report["frames"] == 8 and [t["class"] for t in report["thresholds"]] == ["Car", "Pedestrian", "Cyclist"]
-    doc = pickle.load(open(ws / "out" / "ss3d" / "round1.pkl", "rb"))
+    doc = pickle.loads((ws / "out" / "ss3d" / "round1.pkl").read_bytes())
     n_inst = sum(len(i["instances"]) for i in doc["data_list"])
     assert n_inst == 8 + report["bank_pseudo"] and all("ss3d_holes" in i for i in doc["data_list"])
     assert sum(len(i["ss3d_holes"]) for i in doc["data_list"]) == report["unreliable_regions"]
-    infos = pickle.load(open(ws / "out" / "ss3d" / "bank" / "bank_dbinfos.pkl", "rb"))
+    infos = pickle.loads((ws / "out" / "ss3d" / "bank" / "bank_dbinfos.pkl").read_bytes())
     assert sum(len(v) for v in infos.values()) == 8 + report["bank_pseudo"]
     assert verify_output(str(ws / "in"), str(ws / "out")) == []
     assert not list((ws / "out" / "work_dirs" / "det3d").glob("ss3d-round*"))

@@ -2,6 +2,8 @@
 augmentation, and the mining logic driven by the seeded simulated detector of 3d-mining.md §4."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -190,7 +192,7 @@ def test_bank_is_a_dbinfos_file_that_mmdet3d_samples_from(tmp_path, mined):
     for (f, pts), r in list(zip(items, results))[:8]:
         writer.add(f.key.rsplit("/", 1)[1][:-4], pts, f.known, r.pseudo)
     path = writer.close()
-    infos = pickle.load(open(path, "rb"))
+    infos = pickle.loads(Path(path).read_bytes())
     entries = [e for v in infos.values() for e in v]
     assert sum(e["score"] == -1 for e in entries) == 8  # the 8 annotated instances
     assert sum(e["score"] >= 0 for e in entries) == sum(len(r.pseudo) for r in results[:8]) > 0
@@ -251,7 +253,7 @@ def test_bank_infos_stream_through_disk_not_memory(tmp_path):
     assert after - before < 4000 * 16, (before, after)
     assert not [o for o in gc.get_objects() if type(o) is dict and "box3d_lidar" in o]  # no info alive
     assert writer.counts == {"Car": 4800, "Pedestrian": 1600, "Cyclist": 0}
-    infos = pickle.load(open(writer.close(), "rb"))
+    infos = pickle.loads(Path(writer.close()).read_bytes())
     assert type(infos) is dict and list(infos) == CLASSES and infos["Cyclist"] == []
     cars = infos["Car"]
     assert type(cars) is list and len(cars) == 4800 and len(infos["Pedestrian"]) == 1600

@@ -3,6 +3,7 @@ its vehicles to a cap of 100 boxes per image)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from mmengine.config import Config
@@ -53,5 +54,5 @@ def test_400_objects_survive_nms_caps_and_the_writer(tmp_path):
     w.add("/in/assets/aa/dense.jpg", [(int(l), float(s), *b) for b, s, l in
                                       zip(res.bboxes[keep].tolist(), res.scores[keep].tolist(), res.labels[keep])])
     w.close()
-    boxes = json.load(open(env.output.infer_result_file))["detection"]["dense.jpg"]["boxes"]
+    boxes = json.loads(Path(env.output.infer_result_file).read_text())["detection"]["dense.jpg"]["boxes"]
     assert len(boxes) == 400 and {(b["box"]["w"], b["box"]["h"]) for b in boxes} == {(16, 16)}

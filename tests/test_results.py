@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def test_stages_accumulate_in_stage_folders_and_best_is_chosen(io_dirs):
     doc = write_model_stage(env, "iter_200", [_weights(out_dir, "iter_200.pth"), cfg_file],
                             {"mIoU": 0.75, "mAcc": 0.8}, timestamp=200)
     assert doc["best_stage_name"] == "iter_200"
-    on_disk = yaml.safe_load(open(env.output.training_result_file))
+    on_disk = yaml.safe_load(Path(env.output.training_result_file).read_text())
     assert set(on_disk["model_stages"]) == {"iter_100", "iter_200"}
     s = on_disk["model_stages"]["iter_100"]
     assert s == {"stage_name": "iter_100", "files": ["iter_100.pth", "config.py"], "timestamp": 100,
@@ -82,7 +83,7 @@ def test_protocol_100_keeps_files_at_the_models_root(io_dirs):
     in_dir, out_dir = io_dirs
     env = _env(in_dir, out_dir, protocol="1.0.0")
     write_model_stage(env, "epoch-3", [_weights(out_dir, "epoch_3.pth")], {"mAP": 0.4})
-    doc = yaml.safe_load(open(env.output.training_result_file))
+    doc = yaml.safe_load(Path(env.output.training_result_file).read_text())
     assert "epoch_3" in doc["model_stages"]  # '-' replaced as the SDK does
     assert (out_dir / "models" / "epoch_3.pth").is_file()
 
@@ -92,7 +93,7 @@ def test_protocol_001_writes_the_old_model_map_format(io_dirs):
     env = _env(in_dir, out_dir, protocol="0.0.1")
     write_model_stage(env, "e1", [_weights(out_dir, "e1.pth")], {"mAP": 0.7})
     write_model_stage(env, "e2", [_weights(out_dir, "e2.pth")], {"mAP": 0.4})
-    doc = yaml.safe_load(open(env.output.training_result_file))
+    doc = yaml.safe_load(Path(env.output.training_result_file).read_text())
     assert doc == {"model": ["e1.pth"], "map": 0.7}
     _finish_training_outputs(env)
     write_config(in_dir, {"class_names": ["a"]})
@@ -117,7 +118,7 @@ def test_at_most_eleven_stages_and_the_best_survives(io_dirs):
     write_model_stage(env, "s0", [_weights(out_dir, "s0.pth")], {"mAP": 0.9}, timestamp=0)
     for i in range(1, 15):
         write_model_stage(env, f"s{i}", [_weights(out_dir, f"s{i}.pth")], {"mAP": 0.1}, timestamp=i)
-    doc = yaml.safe_load(open(env.output.training_result_file))
+    doc = yaml.safe_load(Path(env.output.training_result_file).read_text())
     assert len(doc["model_stages"]) == MAX_STAGES and doc["best_stage_name"] == "s0"
     assert "s1" not in doc["model_stages"] and not (out_dir / "models" / "s1").exists()
 
@@ -137,7 +138,7 @@ def test_detection_infer_result_has_every_candidate_and_integer_boxes(io_dirs):
     w = DetectionInferWriter(env, ["cat", "dog"])
     w.add(env.map(cands[0]), [(1, 0.91, 10.4, 20.6, 50.2, 60.7), (0, 0.2, 5, 5, 5.2, 9)])
     w.close([env.map(c) for c in cands])
-    doc = json.load(open(env.output.infer_result_file))
+    doc = json.loads(Path(env.output.infer_result_file).read_text())
     assert set(doc["detection"]) == {"aa11.jpg", "bb22.png", "cc33.jpg"}
     assert doc["detection"]["aa11.jpg"]["boxes"] == [
         {"box": {"x": 10, "y": 21, "w": 40, "h": 40}, "class_name": "dog", "score": pytest.approx(0.91)}]
@@ -152,7 +153,7 @@ def test_detection_infer_uses_annotations_key_before_protocol_100(io_dirs):
     w = DetectionInferWriter(env, ["cat"])
     w.add("/x/a.jpg", [(0, 0.5, 0, 0, 4, 4)])
     w.close()
-    assert json.load(open(env.output.infer_result_file))["detection"]["a.jpg"]["annotations"][0]["box"]["w"] == 4
+    assert json.loads(Path(env.output.infer_result_file).read_text())["detection"]["a.jpg"]["annotations"][0]["box"]["w"] == 4
 
 
 def test_segmentation_infer_result_is_coco_with_string_rle(io_dirs):
@@ -167,7 +168,7 @@ def test_segmentation_infer_result_is_coco_with_string_rle(io_dirs):
     w = SegmentationInferWriter(env, ["bg", "fg"])
     w.add(env.map(cands[0]), label)
     w.close([(env.map(cands[1]), 30, 20)])
-    doc = json.load(open(env.output.infer_result_file))
+    doc = json.loads(Path(env.output.infer_result_file).read_text())
     assert [im["file_name"] for im in doc["images"]] == ["aa11.png", "bb22.png"]
     assert [c["name"] for c in doc["categories"]] == ["bg", "fg"]
     anns = {a["category_id"]: a for a in doc["annotations"]}
