@@ -93,16 +93,15 @@ class CandidateShards:
             yield i, missing
 
     def close(self) -> None:
-        """At the task's end, done or failed: the shard is closed and rank 0 removes the folder
-        (after :meth:`finish` there is nothing left to do)."""
+        """The shard is closed and rank 0 removes the folder: by :meth:`finish`, and at the task's
+        end whether it finished or failed (a second call does nothing)."""
         self._out.close()
         if self.rank == 0:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def finish(self) -> None:
         """Rank 0 removes the shards; every process waits until rank 0 has written the result."""
-        if self.rank == 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
         self.barrier()
 
 
